@@ -1,0 +1,239 @@
+"""Configuration: the camera registry (YAML) and the service settings (environment).
+
+Every model forbids unknown fields so a typo in a camera file is an error that
+names the field, not a silently ignored setting. Cross-field rules are named
+validators so the error says which rule was broken.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cctv.contracts import CameraId
+
+DEV_S3_SECRET = "cctv-dev-secret-change-me"  # noqa: S105 - refused outside development
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigError(ValueError):
+    """A configuration file or setting is invalid; the message names the field."""
+
+
+# --------------------------------------------------------------------------- camera registry
+
+Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+
+
+class ActiveHours(Strict):
+    """A daily window in Europe/London local time; may wrap past midnight (22:00-06:00)."""
+
+    start: time = Field(description="local start time, HH:MM")
+    end: time = Field(description="local end time, HH:MM")
+
+
+class LoiteringRuleConfig(Strict):
+    dwell_s: float = Field(default=60.0, gt=0, description="total seconds in the zone before an alert")
+    entry_frames: int = Field(
+        default=3, ge=1, description="consecutive frames inside before a person counts as entered"
+    )
+    reentry_grace_s: float = Field(
+        default=15.0, ge=0, description="a lost track that reappears nearby within this keeps its clock"
+    )
+    reentry_radius: float = Field(
+        default=0.1, gt=0, le=1, description="how near (fraction of frame diagonal) a reappearance must be"
+    )
+    cooldown_s: float = Field(default=300.0, ge=0, description="no second alert for the same person and zone")
+    group_size: int | None = Field(
+        default=None, ge=2, description="also alert when this many people are past the dwell time together"
+    )
+    active_hours: ActiveHours | None = Field(default=None, description="alert only inside these hours")
+    max_incident_s: float = Field(
+        default=600.0, gt=0, description="close an incident after this long so its evidence gets sealed"
+    )
+
+
+class ZoneRules(Strict):
+    loitering: LoiteringRuleConfig | None = Field(default=None, description="loitering rule for this zone")
+
+
+class Zone(Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="zone id, unique per camera")
+    name: str = Field(default="", description="operator-facing name")
+    polygon: tuple[Point, ...] = Field(
+        min_length=3, description="vertices as (x, y) fractions of frame width and height"
+    )
+    rules: ZoneRules = Field(default_factory=ZoneRules, description="rules applied in this zone")
+
+
+class Resize(Strict):
+    width: int = Field(gt=0, le=7680)
+    height: int = Field(gt=0, le=4320)
+
+
+SOURCE_PATTERN = re.compile(r"^(rtsp|rtsps|http|https|file|sim)://.+|^/.+")
+
+
+class Camera(Strict):
+    id: CameraId = Field(description="stable id; the Kafka key of all its messages")
+    name: str = Field(description="operator-facing name, burned into working copies")
+    location: str = Field(default="", description="street address or site description")
+    source: str = Field(description="rtsp://, http(s)://, file:// or absolute path, or sim://<scene>")
+    fps: float = Field(default=5.0, gt=0, le=60, description="analytics frames per second to sample")
+    resize: Resize | None = Field(default=None, description="resize frames before encoding")
+    jpeg_quality: int = Field(default=90, ge=30, le=100, description="JPEG quality of ingested frames")
+    enabled: bool = Field(default=True, description="a disabled camera is not ingested")
+    zones: tuple[Zone, ...] = Field(default=(), description="analytics zones")
+
+    @model_validator(mode="after")
+    def source_has_known_scheme(self) -> Camera:
+        if not SOURCE_PATTERN.match(self.source):
+            raise ValueError(
+                f"source {self.source!r}: use rtsp://, http(s)://, file://, an absolute path or sim://"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def zone_ids_unique(self) -> Camera:
+        ids = [z.id for z in self.zones]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate zone ids: {', '.join(dupes)}")
+        return self
+
+
+class CameraRegistry(Strict):
+    cameras: tuple[Camera, ...] = Field(description="all cameras of the site")
+
+    @model_validator(mode="after")
+    def camera_ids_unique(self) -> CameraRegistry:
+        ids = [c.id for c in self.cameras]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate camera ids: {', '.join(dupes)}")
+        return self
+
+    def by_id(self) -> dict[str, Camera]:
+        return {c.id: c for c in self.cameras}
+
+    @classmethod
+    def load(cls, path: Path) -> CameraRegistry:
+        """Read and validate a registry file; errors name the file and the bad field."""
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read camera registry: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: {describe_validation_error(exc)}") from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        lines.append(f"{where}: {err['msg']}")
+    return "; ".join(lines)
+
+
+# --------------------------------------------------------------------------- service settings
+
+
+class KafkaSettings(Strict):
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", description="comma-separated host:port list")
+    frames_topic: str = Field(default="cctv.frames", description="sampled frames, keyed by camera")
+    incidents_topic: str = Field(default="cctv.incidents", description="incident lifecycle events")
+    evidence_topic: str = Field(default="cctv.evidence", description="sealed evidence items")
+    status_topic: str = Field(default="cctv.camera-status", description="camera heartbeats")
+    dead_letter_topic: str = Field(default="cctv.dead-letter", description="messages that failed validation")
+    frames_partitions: int = Field(default=12, ge=1, description="partitions of the frames topic")
+    frames_retention_s: int = Field(
+        default=3600, ge=60, description="frames retention: the rolling buffer evidence is cut from"
+    )
+    max_message_bytes: int = Field(default=2_000_000, ge=100_000, description="largest frame accepted")
+    session_timeout_ms: int = Field(default=10_000, ge=3000, description="consumer group session timeout")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+
+
+class S3Settings(Strict):
+    endpoint: str = Field(default="127.0.0.1:8333", description="host:port of the S3 API")
+    secure: bool = Field(default=False, description="use HTTPS")
+    access_key: str = Field(default="cctv", description="access key id")
+    secret_key: SecretStr = Field(default=SecretStr(DEV_S3_SECRET), description="secret access key")
+    region: str = Field(default="us-east-1", description="region name sent in signatures")
+    evidence_bucket: str = Field(default="cctv-evidence", description="bucket with Object Lock enabled")
+    retention_days: int = Field(default=31, ge=1, description="default COMPLIANCE retention of new evidence")
+
+
+class DetectorSettings(Strict):
+    backend: str = Field(default="hog", description="registry name: 'hog' (CPU, no download) or 'yolo'")
+    model: str = Field(default="yolo11n", description="model name from models/manifest.yaml (yolo)")
+    models_dir: Path = Field(default=Path("models"), description="where weights files live")
+    device: str = Field(default="auto", description="'auto', 'cpu', 'cuda', 'cuda:0', ...")
+    half: bool = Field(default=False, description="FP16 inference (GPU only)")
+    batch_size: int = Field(default=8, ge=1, description="frames per batched inference across cameras")
+    confidence: float = Field(default=0.4, ge=0, le=1, description="minimum person confidence")
+    motion_gate: bool = Field(default=True, description="skip inference on frames without motion")
+    motion_threshold: float = Field(
+        default=0.002, ge=0, le=1, description="fraction of changed pixels that counts as motion"
+    )
+    recheck_s: float = Field(
+        default=1.0, gt=0, description="run the detector at least this often while people are tracked"
+    )
+    group_id: str = Field(default="cctv-detector", description="Kafka consumer group")
+
+
+class EvidenceSettings(Strict):
+    pre_roll_s: float = Field(default=10.0, ge=0, description="seconds of video before the incident starts")
+    post_roll_s: float = Field(default=5.0, ge=0, description="seconds of video after it ends")
+    read_timeout_s: float = Field(
+        default=30.0, gt=0, description="seal with what exists if post-roll frames do not arrive by then"
+    )
+    signing_key_path: Path = Field(default=Path("var/keys/evidence-signing.key"), description="Ed25519 key")
+    group_id: str = Field(default="cctv-evidence", description="Kafka consumer group")
+
+
+class ApiSettings(Strict):
+    host: str = Field(default="127.0.0.1", description="bind address")
+    port: int = Field(default=8000, ge=1, le=65535, description="bind port")
+    database_url: str = Field(
+        default="sqlite:///var/cctv.db",
+        description="SQLAlchemy URL: sqlite:///... or postgresql+psycopg://...",
+    )
+    group_id: str = Field(default="cctv-api", description="Kafka consumer group of the persister")
+
+
+class Settings(BaseSettings):
+    """Service settings, from ``CCTV_*`` environment variables (nested with ``__``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CCTV_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+    environment: Literal["development", "production"] = Field(
+        default="development", description="production refuses development secrets"
+    )
+    data_dir: Path = Field(default=Path("var"), description="local data: stack, database, keys")
+    cameras_file: Path = Field(default=Path("cameras.yaml"), description="camera registry YAML")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @model_validator(mode="after")
+    def production_refuses_dev_secrets(self) -> Settings:
+        if self.environment == "production" and self.s3.secret_key.get_secret_value() == DEV_S3_SECRET:
+            raise ValueError("s3.secret_key is the development default; set CCTV_S3__SECRET_KEY")
+        return self
