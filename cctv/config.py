@@ -215,6 +215,28 @@ class ApiSettings(Strict):
     group_id: str = Field(default="cctv-api", description="Kafka consumer group of the persister")
 
 
+class StackPorts(Strict):
+    """Loopback ports of the embedded local stack; all configurable so two stacks can coexist."""
+
+    kafka: int = Field(default=9092, ge=1, le=65535, description="Kafka protocol (Tansu)")
+    s3: int = Field(default=8333, ge=1, le=65535, description="S3 API (SeaweedFS)")
+    master: int = Field(default=9333, ge=1, le=65535, description="SeaweedFS master")
+    volume: int = Field(default=9340, ge=1, le=65535, description="SeaweedFS volume server")
+    filer: int = Field(default=8888, ge=1, le=65535, description="SeaweedFS filer")
+    admin: int = Field(default=7646, ge=1, le=65535, description="SeaweedFS admin server")
+
+    def shifted(self, delta: int) -> StackPorts:
+        """Every port moved by ``delta`` (tests run beside a demo this way)."""
+        return type(self)(**{name: getattr(self, name) + delta for name in type(self).model_fields})
+
+    def all(self) -> dict[str, int]:
+        """Ports that must be free, including SeaweedFS's gRPC ports (HTTP port + 10000)."""
+        ports = {name: getattr(self, name) for name in type(self).model_fields}
+        for name in ("s3", "master", "volume", "filer", "admin"):
+            ports[f"{name}-grpc"] = ports[name] + 10000
+        return ports
+
+
 class Settings(BaseSettings):
     """Service settings, from ``CCTV_*`` environment variables (nested with ``__``)."""
 
@@ -231,6 +253,7 @@ class Settings(BaseSettings):
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    stack: StackPorts = Field(default_factory=StackPorts, description="ports of `cctv stack` / `cctv demo`")
 
     @model_validator(mode="after")
     def production_refuses_dev_secrets(self) -> Settings:

@@ -25,9 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import Field
-
-from cctv.config import Strict
+from cctv.config import StackPorts
 
 LOOPBACK = "127.0.0.1"
 TANSU_BUCKET = "tansu"
@@ -35,30 +33,6 @@ TANSU_BUCKET = "tansu"
 
 class StackError(RuntimeError):
     """A local service cannot be started or reached; the message says what to do."""
-
-
-class StackPorts(Strict):
-    """Ports of the local services; every one is configurable so two stacks can coexist."""
-
-    kafka: int = Field(default=9092, description="Kafka protocol (Tansu)")
-    s3: int = Field(default=8333, description="S3 API (SeaweedFS)")
-    master: int = Field(default=9333, description="SeaweedFS master")
-    volume: int = Field(default=9340, description="SeaweedFS volume server")
-    filer: int = Field(default=8888, description="SeaweedFS filer")
-    admin: int = Field(default=7646, description="SeaweedFS admin server")
-
-    @classmethod
-    def offset(cls, delta: int) -> StackPorts:
-        """Every default port shifted by ``delta`` (tests run beside a demo this way)."""
-        base = cls()
-        return cls(**{name: getattr(base, name) + delta for name in cls.model_fields})
-
-    def all(self) -> dict[str, int]:
-        """Ports that must be free, including SeaweedFS's gRPC ports (HTTP port + 10000)."""
-        ports = {name: getattr(self, name) for name in type(self).model_fields}
-        for name in ("s3", "master", "volume", "filer", "admin"):
-            ports[f"{name}-grpc"] = ports[name] + 10000
-        return ports
 
 
 def find_binary(name: str) -> Path:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cctv.config import KafkaSettings, S3Settings, Settings
-from cctv.stack import LocalStack, StackPorts
+from cctv.config import KafkaSettings, S3Settings, Settings, StackPorts
+from cctv.stack import LocalStack
 
 TEST_PORT_OFFSET = int(os.environ.get("CCTV_TEST_PORT_OFFSET", "100"))
 POSTGRES_URL = os.environ.get("CCTV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -38,7 +38,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         data_dir=data_dir,
         access_key=ACCESS_KEY,
         secret_key=SECRET_KEY,
-        ports=StackPorts.offset(TEST_PORT_OFFSET),
+        ports=StackPorts().shifted(TEST_PORT_OFFSET),
     )
     local.up()
     try:

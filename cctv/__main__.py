@@ -1,0 +1,5 @@
+import sys
+
+from cctv.cli import main
+
+sys.exit(main())

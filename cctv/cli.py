@@ -1,0 +1,164 @@
+"""`cctv`: one command for the demo, the local stack, each worker and the benchmark.
+
+Each worker subcommand is how the component runs in production (one process
+per pod): settings come from ``CCTV_*`` environment variables, the camera
+registry from ``CCTV_CAMERAS_FILE``, and SIGTERM stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cctv.config import CameraRegistry, ConfigError, Settings, describe_validation_error
+from cctv.runtime import configure_logging, stop_on_signals
+from cctv.stack import LocalStack, StackError
+
+WorkerRun = Callable[[Settings, CameraRegistry, threading.Event], None]
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "cameras_file", None):
+        overrides["cameras_file"] = Path(args.cameras_file)
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(f"settings: {describe_validation_error(exc)}") from exc
+    offset = getattr(args, "port_offset", 0) or 0
+    if offset:
+        settings = settings.model_copy(update={"stack": settings.stack.shifted(offset)})
+    return settings
+
+
+def local_stack(settings: Settings) -> LocalStack:
+    return LocalStack(
+        data_dir=settings.data_dir,
+        access_key=settings.s3.access_key,
+        secret_key=settings.s3.secret_key.get_secret_value(),
+        ports=settings.stack,
+        region=settings.s3.region,
+    )
+
+
+# --------------------------------------------------------------------------- subcommands
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    stack = local_stack(settings)
+    if args.action == "up":
+        stack.up()
+        print(f"broker  {stack.kafka_bootstrap}   (Kafka protocol, Tansu)")
+        print(f"s3      http://{stack.s3_endpoint}   (SeaweedFS; access key {settings.s3.access_key})")
+        print(f"data    {settings.data_dir.resolve()}")
+    elif args.action == "down":
+        stack.down()
+        print("stack stopped")
+    for name, state in stack.status().items():
+        print(f"{name:6}  {state}")
+    return 0
+
+
+def _run_worker(args: argparse.Namespace, run: WorkerRun) -> int:
+    settings = load_settings(args)
+    registry = CameraRegistry.load(settings.cameras_file)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    run(settings, registry, stop)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from ingest.worker import run_ingest
+
+    cameras = args.cameras.split(",") if args.cameras else None
+    return _run_worker(args, lambda s, r, stop: run_ingest(s, r, stop, camera_ids=cameras))
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from detector.worker import run_detector
+
+    return _run_worker(args, run_detector)
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from evidence_store.worker import run_evidence
+
+    return _run_worker(args, run_evidence)
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from api.app import run_api
+
+    return _run_worker(args, run_api)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cctv.demo import run_demo
+
+    settings = load_settings(args)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    return run_demo(settings, stop, run_for_s=args.run_for)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from cctv.bench import run_bench
+
+    return run_bench(load_settings(args), quick=args.quick)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cctv", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    parser.add_argument("--data-dir", help="local data directory (default: CCTV_DATA_DIR or ./var)")
+    parser.add_argument("--cameras-file", help="camera registry YAML (default: CCTV_CAMERAS_FILE)")
+    parser.add_argument("--port-offset", type=int, default=0, help="shift every local stack port by N")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="local stack + simulated cameras + all workers + API")
+    demo.add_argument("--run-for", type=float, default=None, help="stop after N seconds (default: Ctrl-C)")
+    demo.set_defaults(func=cmd_demo)
+
+    stack = sub.add_parser("stack", help="start/stop the local broker and S3 store")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(func=cmd_stack)
+
+    ingest = sub.add_parser("ingest", help="pull frames from cameras onto Kafka")
+    ingest.add_argument("--cameras", help="comma-separated camera ids this worker owns (default: all)")
+    ingest.set_defaults(func=cmd_ingest)
+
+    sub.add_parser("detect", help="flag incidents from the frames topic").set_defaults(func=cmd_detect)
+    sub.add_parser("evidence", help="seal evidence for closed incidents").set_defaults(func=cmd_evidence)
+    sub.add_parser("api", help="serve the REST API and persist topics").set_defaults(func=cmd_api)
+
+    bench = sub.add_parser("bench", help="measure throughput and latency on this machine")
+    bench.add_argument("--quick", action="store_true", help="short runs (CI smoke)")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        result: int = args.func(args)
+        return result
+    except (ConfigError, StackError) as exc:
+        print(f"cctv: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
