@@ -67,38 +67,56 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_worker(args: argparse.Namespace, run: WorkerRun) -> int:
+def _run_worker(args: argparse.Namespace, load_run: Callable[[], WorkerRun]) -> int:
+    """Validate settings and cameras first (fast, clear errors), then import the worker (slow: torch)."""
     settings = load_settings(args)
     registry = CameraRegistry.load(settings.cameras_file)
+    run = load_run()
     stop = threading.Event()
     stop_on_signals(stop)
     run(settings, registry, stop)
     return 0
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
+def _ingest(cameras: list[str] | None) -> WorkerRun:
     from ingest.worker import run_ingest
 
+    return lambda settings, registry, stop: run_ingest(settings, registry, stop, camera_ids=cameras)
+
+
+def _detect() -> WorkerRun:
+    from detector.worker import run_detector
+
+    return run_detector
+
+
+def _evidence() -> WorkerRun:
+    from evidence_store.worker import run_evidence
+
+    return run_evidence
+
+
+def _api() -> WorkerRun:
+    from api.app import run_api
+
+    return run_api
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
     cameras = args.cameras.split(",") if args.cameras else None
-    return _run_worker(args, lambda s, r, stop: run_ingest(s, r, stop, camera_ids=cameras))
+    return _run_worker(args, lambda: _ingest(cameras))
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from detector.worker import run_detector
-
-    return _run_worker(args, run_detector)
+    return _run_worker(args, _detect)
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
-    from evidence_store.worker import run_evidence
-
-    return _run_worker(args, run_evidence)
+    return _run_worker(args, _evidence)
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    from api.app import run_api
-
-    return _run_worker(args, run_api)
+    return _run_worker(args, _api)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
