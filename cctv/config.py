@@ -193,6 +193,16 @@ class DetectorSettings(Strict):
         default=1.0, gt=0, description="run the detector at least this often while people are tracked"
     )
     group_id: str = Field(default="cctv-detector", description="Kafka consumer group")
+    allow_unverified_weights: bool = Field(
+        default=False,
+        description="load weights whose manifest sha256 is null (development only; breaks chain of custody)",
+    )
+    hog_motion_crops: bool = Field(
+        default=True, description="HOG: scan only motion regions and tracked boxes, not the whole frame"
+    )
+    hog_scale: float = Field(
+        default=1.0, gt=0, le=1, description="HOG: resize factor before scanning (<1 faster, misses small people)"
+    )
 
 
 class EvidenceSettings(Strict):
@@ -213,6 +223,9 @@ class ApiSettings(Strict):
         description="SQLAlchemy URL: sqlite:///... or postgresql+psycopg://...",
     )
     group_id: str = Field(default="cctv-api", description="Kafka consumer group of the persister")
+    camera_heartbeat_s: float = Field(
+        default=10.0, gt=0, description="ingest heartbeat period; no heartbeat for 3x this marks a camera stale"
+    )
 
 
 class StackPorts(Strict):

@@ -1,0 +1,162 @@
+"""The detector service: frames topic in, incidents topic out, as one consumer-group member.
+
+Delivery rules:
+- an offset is committed only after every incident of the polled batch is
+  acknowledged by the broker (``flush`` + each send's future checked); if the
+  broker fails, the same incidents are re-sent with backoff (ids are
+  deterministic, so a duplicate is an idempotent update downstream) and nothing
+  is committed until they are through;
+- a record that is not a valid frame, cannot be decoded, or belongs to a camera
+  that is not in the registry goes to the dead-letter topic with the reason and
+  is committed with the batch: it is kept, not lost, and does not block the camera;
+- on rebalance and on stop, open incidents of the cameras this worker gives up
+  are CLOSED ("detector stopped"): the evidence store seals an incident on its
+  CLOSED event, and the next owner of the partition rebuilds its state from
+  scratch, so an incident left open here would never be sealed. If the person is
+  still there, the new owner opens a new incident after a full dwell time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from cctv.bus import (
+    DeadLetterSink,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    poll_records,
+    send,
+    worker_name,
+)
+from cctv.config import CameraRegistry, Settings
+from cctv.contracts import ContractError, FrameMessage, IncidentMessage, decode
+from detector.backends import make_backend
+from detector.pipeline import DetectorPipeline, FrameInput
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_S = 0.5
+STATS_EVERY_S = 30.0
+MAX_BACKOFF_S = 10.0
+
+
+class IncidentSink:
+    """Produces incident messages and returns only when the broker has acknowledged all of them."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, stop: threading.Event) -> None:
+        self.producer, self.topic, self.stop = producer, topic, stop
+
+    def deliver(self, incidents: Sequence[IncidentMessage]) -> bool:
+        """True once every incident is acknowledged; False if asked to stop before that."""
+        backoff = 0.5
+        while True:
+            try:
+                futures = [send(self.producer, self.topic, i.camera_id, i) for i in incidents]
+                self.producer.flush(timeout=30)
+                for future in futures:
+                    future.get(timeout=1)
+                return True
+            except Exception as exc:  # broker down or timing out: retry, never commit past it
+                log.error("could not deliver %d incidents (retry in %.1fs): %s", len(incidents), backoff, exc)
+                if self.stop.wait(backoff):
+                    return False
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Before partitions move away, close their cameras' incidents and commit what was processed."""
+
+    def __init__(self, worker: DetectorWorker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        partitions = {tp.partition for tp in revoked}
+        cameras = [cam for cam, p in self.worker.pipeline.camera_partitions().items() if p in partitions]
+        if cameras:
+            log.info("partitions %s revoked: closing state of cameras %s", sorted(partitions), cameras)
+            closing = self.worker.pipeline.close_cameras(
+                cameras, "detector handed the camera over (rebalance)"
+            )
+            self.worker.sink.deliver(closing)
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
+
+
+class DetectorWorker:
+    """The Kafka loop around a :class:`DetectorPipeline`; source, sinks and stop are injected."""
+
+    def __init__(
+        self,
+        pipeline: DetectorPipeline,
+        consumer: KafkaConsumer,
+        sink: IncidentSink,
+        dead_letters: DeadLetterSink,
+        stop: threading.Event,
+    ) -> None:
+        self.pipeline, self.consumer, self.sink = pipeline, consumer, sink
+        self.dead_letters, self.stop = dead_letters, stop
+
+    def run(self) -> None:
+        last_stats = time.monotonic()
+        while not self.stop.is_set():
+            records = list(poll_records(self.consumer, POLL_TIMEOUT_S))
+            if records and not self.handle(records):
+                break  # stopping while the broker refused incidents: leave offsets uncommitted
+            if time.monotonic() - last_stats >= STATS_EVERY_S:
+                log.info("detector stats: %s", self.pipeline.stats.line())
+                last_stats = time.monotonic()
+        else:
+            closing = self.pipeline.close_all("detector stopped")
+            if self.sink.deliver(closing):
+                self.consumer.commit()
+        log.info("detector stopped: %s", self.pipeline.stats.line())
+
+    def handle(self, records: list[ConsumerRecord]) -> bool:
+        """Process one poll's records; commit once their incidents are durable. False if interrupted."""
+        inputs: list[FrameInput] = []
+        sources: list[ConsumerRecord] = []
+        for record in records:
+            try:
+                frame = decode(FrameMessage, record.value, list(record.headers or []))
+            except ContractError as exc:
+                self.dead_letters.reject(record, f"invalid frame message: {exc}")
+                continue
+            inputs.append(FrameInput(frame, record.partition, record.offset))
+            sources.append(record)
+        output = self.pipeline.process(inputs)
+        for rejected in output.rejected:
+            self.dead_letters.reject(sources[rejected.index], rejected.reason)
+        if not self.sink.deliver(output.incidents):
+            return False
+        self.consumer.commit()
+        return True
+
+
+def run_detector(settings: Settings, registry: CameraRegistry, stop: threading.Event) -> None:
+    """`cctv detect`: one detector worker until ``stop`` is set."""
+    ensure_topics(settings.kafka)
+    backend = make_backend(settings.detector)
+    log.info("detector backend %s", backend.info.model_dump_json())
+    pipeline = DetectorPipeline(registry, backend, settings.detector, settings.evidence.pre_roll_s)
+    name = worker_name("detector")
+    producer = make_producer(settings.kafka, name)
+    consumer = make_consumer(
+        settings.kafka, name, settings.detector.group_id, max_poll_records=4 * settings.detector.batch_size
+    )
+    try:
+        sink = IncidentSink(producer, settings.kafka.incidents_topic, stop)
+        dead = DeadLetterSink(producer, settings.kafka.dead_letter_topic, name)
+        worker = DetectorWorker(pipeline, consumer, sink, dead, stop)
+        consumer.subscribe([settings.kafka.frames_topic], listener=_Rebalance(worker))
+        worker.run()
+    finally:
+        consumer.close(autocommit=False)
+        producer.close(timeout=10)

@@ -1,0 +1,143 @@
+"""Detector backends on real images: HOG on a real photo, YOLO's code path without weights, weights checks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cctv.config import DetectorSettings
+from detector.backends import BACKENDS, DetectorConfigError, HogBackend, YoloBackend, make_backend
+from detector.backends.hog import crop_regions, hog_confidence
+from detector.backends.yolo import load_manifest
+from detector.scenes import background, bus_image_path, compose, person_cutout
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+BUS_PEOPLE = [(48, 398, 245, 903), (221, 405, 345, 857), (670, 380, 810, 875)]  # hand-labelled in bus.jpg
+
+
+def iou(a: np.ndarray | tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@pytest.fixture(scope="module")
+def bus() -> np.ndarray:
+    image = cv2.imread(str(bus_image_path()))
+    assert image is not None
+    return image
+
+
+def test_registry_lists_backends_and_refuses_unknown_names() -> None:
+    assert set(BACKENDS) == {"hog", "yolo"}
+    with pytest.raises(DetectorConfigError, match=r"unknown detector backend 'ssd'.*hog, yolo"):
+        make_backend(DetectorSettings(backend="ssd"))
+
+
+def test_hog_finds_a_person_in_a_real_photo(bus: np.ndarray) -> None:
+    backend = make_backend(DetectorSettings(backend="hog"))
+    assert isinstance(backend, HogBackend)
+    assert backend.info.weights_sha256 is None and backend.info.model_name == "opencv-hog-default-people"
+    (found,) = backend.detect_batch([bus])
+    assert len(found) >= 1
+    assert ((found.confidences >= 0.4) & (found.confidences <= 1)).all()
+    assert max(iou(box, person) for box in found.boxes for person in BUS_PEOPLE) > 0.4
+
+
+def test_hog_on_motion_crops_reports_boxes_in_frame_coordinates() -> None:
+    frame = compose(background(), person_cutout(), (0.6, 0.8))  # feet at (461, 461), 260 px tall
+    truth = (461 - 60, 461 - 250, 461 + 60, 461)
+    backend = HogBackend(use_regions=True)
+    (full,) = backend.detect_batch([frame], [None])
+    (cropped,) = backend.detect_batch([frame], [[(430, 330, 500, 460)]])  # motion at the lower body only
+    (elsewhere,) = backend.detect_batch([frame], [[(20, 20, 90, 90)]])
+    (nothing,) = backend.detect_batch([frame], [[]])
+    assert len(nothing) == 0 and len(elsewhere) == 0  # nothing scanned where nobody is
+    assert max(iou(box, truth) for box in full.boxes) > 0.4
+    assert max(iou(box, truth) for box in cropped.boxes) > 0.4
+
+
+@pytest.mark.parametrize(("w", "h"), [(10, 10), (40, 300), (700, 700)])
+def test_crops_fit_a_detector_window_and_stay_in_the_frame(w: int, h: int) -> None:
+    crops = crop_regions([(5, 5, 5 + w, 5 + h), (600, 400, 610, 410)], 768, 576, (80, 144))
+    for x1, y1, x2, y2 in crops:
+        assert 0 <= x1 < x2 <= 768 and 0 <= y1 < y2 <= 576
+        assert x2 - x1 >= 80 and y2 - y1 >= 144
+
+
+def test_hog_confidence_is_monotonic_in_zero_one() -> None:
+    conf = hog_confidence(np.asarray([-5.0, 0.0, 0.5, 1.0, 5.0]))
+    assert (np.diff(conf) > 0).all() and conf[0] > 0 and conf[-1] < 1
+    assert conf[2] == pytest.approx(0.5)
+
+
+def test_yolo_architecture_batch_returns_one_result_per_image(bus: np.ndarray) -> None:
+    backend = YoloBackend.from_architecture("yolo11n.yaml", device="cpu")
+    results = backend.detect_batch([bus, bus[:400, :600], np.zeros((576, 768, 3), np.uint8)])
+    assert len(results) == 3
+    for raw in results:
+        assert raw.boxes.shape[1:] == (4,) and len(raw.confidences) == len(raw.class_ids) == len(raw)
+        assert (raw.class_ids == 0).all()
+    assert backend.info.backend == "yolo" and backend.info.weights_sha256 is None
+    assert os.environ.get("YOLO_OFFLINE") == "1"  # set by the detector package: no network probes
+
+
+def test_manifest_lists_published_hashes() -> None:
+    manifest = load_manifest(MODELS_DIR)
+    names = {entry.name: entry for entry in manifest.models}
+    assert {"yolo11n", "yolov8n"} <= set(names)
+    assert all(entry.sha256 is None or len(entry.sha256) == 64 for entry in manifest.models)
+
+
+def copy_manifest(tmp_path: Path, sha: str | None) -> Path:
+    text = (MODELS_DIR / "manifest.yaml").read_text()
+    entry = load_manifest(MODELS_DIR).entry("yolo11n")
+    assert entry.sha256 is not None
+    (tmp_path / "manifest.yaml").write_text(text.replace(f'"{entry.sha256}"', f'"{sha}"' if sha else "null"))
+    return tmp_path
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path: Path) -> None:
+    with pytest.raises(DetectorConfigError, match=r"yolo11n.pt is missing.*models/README.md"):
+        make_backend(
+            DetectorSettings(backend="yolo", model="yolo11n", models_dir=copy_manifest(tmp_path, None))
+        )
+
+
+def test_weights_sha_mismatch_is_refused(tmp_path: Path) -> None:
+    models = copy_manifest(tmp_path, "a" * 64)
+    (models / "yolo11n.pt").write_bytes(b"not the published weights")
+    actual = hashlib.sha256(b"not the published weights").hexdigest()
+    with pytest.raises(DetectorConfigError, match=f"sha256 {actual}, the manifest expects a{{64}}"):
+        make_backend(DetectorSettings(backend="yolo", model="yolo11n", models_dir=models))
+
+
+def test_null_hash_needs_explicit_permission(tmp_path: Path) -> None:
+    models = copy_manifest(tmp_path, None)
+    (models / "yolo11n.pt").write_bytes(b"whatever")
+    with pytest.raises(DetectorConfigError, match="refusing unverified weights"):
+        make_backend(DetectorSettings(backend="yolo", model="yolo11n", models_dir=models))
+
+
+def test_unknown_model_name_lists_the_known_ones() -> None:
+    with pytest.raises(DetectorConfigError, match=r"'yolo99' is not in the models manifest.*yolo11n"):
+        make_backend(DetectorSettings(backend="yolo", model="yolo99", models_dir=MODELS_DIR))
+
+
+def test_pretrained_yolo_finds_the_bus_passengers(bus: np.ndarray) -> None:
+    weights = MODELS_DIR / "yolo11n.pt"
+    if not weights.is_file():
+        pytest.skip(f"pretrained weights {weights} absent (no download here; see models/README.md)")
+    backend = make_backend(
+        DetectorSettings(backend="yolo", model="yolo11n", models_dir=MODELS_DIR, device="cpu")
+    )
+    (found,) = backend.detect_batch([bus])
+    matched = [p for p in BUS_PEOPLE if max((iou(b, p) for b in found.boxes), default=0) > 0.5]
+    assert len(matched) == 3
+    assert backend.info.weights_sha256 == load_manifest(MODELS_DIR).entry("yolo11n").sha256
