@@ -1,0 +1,131 @@
+"""The FastAPI application: ``create_app`` builds one self-contained instance; ``run_api`` serves it.
+
+Start-up (lifespan): migrate the schema to head, upsert the registry's cameras,
+then start the persister thread. If the database is down at start-up the app
+still serves (``/readyz`` says why it is not ready) while a background thread
+retries the bootstrap and then starts the persister.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Generator
+from datetime import UTC, datetime
+
+import uvicorn
+from fastapi import FastAPI
+
+from api.db import make_engine, make_sessions, run_migrations
+from api.deps import AppContext
+from api.metrics import ApiMetrics
+from api.persister import MAX_BACKOFF_S, run_persister
+from api.problems import install_problem_handlers
+from api.routers import cameras, evidence, health, incidents
+from api.upserts import upsert_cameras
+from cctv.config import CameraRegistry, Settings
+from cctv.objectstore import make_client
+
+log = logging.getLogger(__name__)
+
+THREAD_JOIN_S = 20.0
+
+
+def bootstrap_database(context: AppContext) -> None:
+    """Schema to head and cameras upserted; marks the schema ready for /readyz."""
+    run_migrations(context.engine)
+    with context.sessions.begin() as session:
+        upsert_cameras(session, context.registry, datetime.now(UTC))
+    context.schema_ready.set()
+
+
+def _background(context: AppContext, stop: threading.Event, start_persister: bool) -> None:
+    """Retry the bootstrap until the database answers, then (optionally) persist until stopped."""
+    backoff = 1.0
+    while not context.schema_ready.is_set():
+        try:
+            bootstrap_database(context)
+        except Exception as exc:
+            log.error("database bootstrap failed (retry in %.0fs): %s", backoff, exc)
+            if stop.wait(backoff):
+                return
+            backoff = min(3 * MAX_BACKOFF_S, backoff * 2)
+    if start_persister:
+        run_persister(context.settings, stop, engine=context.engine, metrics=context.metrics)
+
+
+def create_app(settings: Settings, registry: CameraRegistry, *, start_persister: bool = True) -> FastAPI:
+    """A new app with its own engine, store client, metrics registry and persister thread."""
+    engine = make_engine(settings.api.database_url)
+    context = AppContext(
+        settings=settings,
+        registry=registry,
+        engine=engine,
+        sessions=make_sessions(engine),
+        store=make_client(settings.s3),
+        metrics=ApiMetrics(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        context.stop = stop
+        try:
+            await asyncio.to_thread(bootstrap_database, context)
+        except Exception as exc:
+            log.error("database not ready at start-up, serving anyway and retrying: %s", exc)
+        worker: threading.Thread | None = None
+        if start_persister or not context.schema_ready.is_set():
+            worker = threading.Thread(
+                target=_background, args=(context, stop, start_persister), name="api-persister", daemon=True
+            )
+            worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                await asyncio.to_thread(worker.join, THREAD_JOIN_S)
+                if worker.is_alive():
+                    log.warning("persister thread did not stop within %.0fs", THREAD_JOIN_S)
+            engine.dispose()
+
+    app = FastAPI(
+        title="CCTV incidents API",
+        version="0.1.0",
+        summary="Incidents, sealed evidence and camera health of the CCTV incident-flagging pipeline.",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    install_problem_handlers(app)
+    for router in (incidents.router, evidence.router, cameras.router, health.router):
+        app.include_router(router)
+    return app
+
+
+class _ThreadFriendlyServer(uvicorn.Server):
+    """Installs no signal handlers: the caller's stop event (set by SIGTERM in the CLI) stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def run_api(settings: Settings, registry: CameraRegistry, stop: threading.Event) -> None:
+    """`cctv api`: serve on settings.api.host:port (with the persister) until ``stop`` is set."""
+    app = create_app(settings, registry)
+    config = uvicorn.Config(
+        app, host=settings.api.host, port=settings.api.port, log_config=None, lifespan="on"
+    )
+    server = _ThreadFriendlyServer(config)
+
+    def watch() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=watch, name="api-stop-watch", daemon=True).start()
+    if not stop.is_set():
+        server.run()
+    log.info("api stopped")

@@ -1,0 +1,121 @@
+"""Incidents: search, one incident, its snapshot, its lifecycle events and its evidence."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload, undefer
+
+from api.deps import SessionDep
+from api.models import EvidenceRow, IncidentEventRow, IncidentRow
+from api.problems import not_found
+from api.routers.evidence import evidence_out
+from api.schemas import EvidenceOut, IncidentEventOut, IncidentOut, IncidentPage, IncidentStatus, Rule
+
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Query times without an offset are taken as UTC, the pipeline's only clock."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def incident_out(row: IncidentRow) -> IncidentOut:
+    return IncidentOut.model_validate(row)
+
+
+@router.get("", response_model=IncidentPage, summary="Search incidents, newest alert first")
+def list_incidents(
+    session: SessionDep,
+    camera_id: Annotated[str | None, Query(max_length=64, description="only this camera")] = None,
+    rule: Annotated[Rule | None, Query(description="only this rule")] = None,
+    status: Annotated[IncidentStatus | None, Query(description="open, closed or pending")] = None,
+    since: Annotated[
+        datetime | None, Query(description="alert (threshold) time at or after, ISO 8601")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="alert (threshold) time before, ISO 8601")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="page size")] = 50,
+    offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
+) -> IncidentPage:
+    query = select(IncidentRow)
+    if camera_id is not None:
+        query = query.where(IncidentRow.camera_id == camera_id)
+    if rule is not None:
+        query = query.where(IncidentRow.rule == rule)
+    if status is not None:
+        query = query.where(IncidentRow.status == status)
+    if (start := _utc(since)) is not None:
+        query = query.where(IncidentRow.threshold_at >= start)
+    if (end := _utc(until)) is not None:
+        query = query.where(IncidentRow.threshold_at < end)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(IncidentRow.threshold_at.desc(), IncidentRow.incident_id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return IncidentPage(items=[incident_out(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+def _incident(session: SessionDep, incident_id: uuid.UUID) -> IncidentRow:
+    row = session.get(IncidentRow, incident_id)
+    if row is None:
+        raise not_found("incident", incident_id)
+    return row
+
+
+@router.get("/{incident_id}", response_model=IncidentOut, summary="One incident")
+def get_incident(session: SessionDep, incident_id: uuid.UUID) -> IncidentOut:
+    return incident_out(_incident(session, incident_id))
+
+
+@router.get(
+    "/{incident_id}/snapshot",
+    summary="The newest annotated snapshot of an incident",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG with boxes and zone drawn"}},
+)
+def get_snapshot(session: SessionDep, incident_id: uuid.UUID) -> Response:
+    row = session.scalar(
+        select(IncidentRow)
+        .where(IncidentRow.incident_id == incident_id)
+        .options(undefer(IncidentRow.snapshot))
+    )
+    if row is None:
+        raise not_found("incident", incident_id)
+    if row.snapshot is None:
+        raise not_found("snapshot of incident", incident_id)
+    return Response(row.snapshot, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/{incident_id}/events", response_model=list[IncidentEventOut], summary="Lifecycle events in order"
+)
+def get_events(session: SessionDep, incident_id: uuid.UUID) -> list[IncidentEventOut]:
+    _incident(session, incident_id)
+    rows = session.scalars(
+        select(IncidentEventRow)
+        .where(IncidentEventRow.incident_id == incident_id)
+        .order_by(IncidentEventRow.event_at, IncidentEventRow.id)
+    ).all()
+    return [IncidentEventOut.model_validate(r) for r in rows]
+
+
+@router.get(
+    "/{incident_id}/evidence", response_model=list[EvidenceOut], summary="Sealed evidence of an incident"
+)
+def get_incident_evidence(session: SessionDep, incident_id: uuid.UUID) -> list[EvidenceOut]:
+    _incident(session, incident_id)
+    rows = session.scalars(
+        select(EvidenceRow)
+        .where(EvidenceRow.incident_id == incident_id)
+        .options(selectinload(EvidenceRow.artifacts))
+        .order_by(EvidenceRow.sealed_at)
+    ).all()
+    return [evidence_out(r) for r in rows]

@@ -1,0 +1,275 @@
+"""Shared helpers of the API tests: a database per test, contract messages, evidence objects in S3."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import sqlalchemy
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from api.persister import Persister
+from cctv.bus import send
+from cctv.config import ApiSettings, Camera, CameraRegistry, Settings, Zone
+from cctv.contracts import (
+    ArtifactKind,
+    Box,
+    CameraState,
+    CameraStatus,
+    DeadLetter,
+    DetectorInfo,
+    EvidenceSealed,
+    FrameSpan,
+    IncidentEvent,
+    IncidentMessage,
+    StoredArtifact,
+    TopicMessage,
+    decode,
+)
+from cctv.objectstore import ensure_evidence_bucket, make_client
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+DETECTOR = DetectorInfo(backend="hog", model_name="opencv-hog", weights_sha256=None, thresholds={"conf": 0.4})
+
+
+def camera_registry() -> CameraRegistry:
+    zone = Zone(id="door", name="Doorway", polygon=((0.1, 0.1), (0.9, 0.1), (0.5, 0.9)))
+    return CameraRegistry(
+        cameras=(
+            Camera(
+                id="cam1",
+                name="High St",
+                location="High St / Bridge Rd",
+                source="rtsp://admin:s3cret@10.0.0.5/stream1",
+                zones=(zone,),
+            ),
+            Camera(id="cam2", name="Car park", source="sim://loiter"),
+        )
+    )
+
+
+@contextlib.contextmanager
+def isolated_database(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database URL private to one test: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'cctv.db'}"
+        return
+    base: str = request.getfixturevalue("postgres_url")
+    schema = f"api_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(base)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+        # search_path in the connection options: migrations and the app see only this schema.
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sqlalchemy.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def with_database(settings: Settings, url: str, group_id: str | None = None) -> Settings:
+    api = ApiSettings(
+        **{**settings.api.model_dump(), "database_url": url, "group_id": group_id or settings.api.group_id}
+    )
+    return settings.model_copy(update={"api": api})
+
+
+def jpeg(shade: int) -> bytes:
+    image = np.full((48, 64, 3), shade, dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", image)
+    assert ok
+    return buf.tobytes()
+
+
+def incident(
+    incident_id: uuid.UUID,
+    event: IncidentEvent,
+    *,
+    camera_id: str = "cam1",
+    rule: str = "loitering",
+    threshold_at: datetime = T0,
+    event_at: datetime | None = None,
+    dwell_s: float = 60.0,
+    snapshot: bytes | None = None,
+) -> IncidentMessage:
+    return IncidentMessage(
+        incident_id=incident_id,
+        event=event,
+        camera_id=camera_id,
+        rule=rule,  # type: ignore[arg-type]
+        zone_id="door",
+        track_ids=(7,),
+        started_at=threshold_at - timedelta(seconds=60),
+        threshold_at=threshold_at,
+        event_at=event_at or threshold_at,
+        ended_at=(event_at or threshold_at) if event is IncidentEvent.CLOSED else None,
+        dwell_s=dwell_s,
+        summary=f"person 7 {event.value} in Doorway",
+        boxes=(Box(x1=1, y1=2, x2=30, y2=40, confidence=0.9, track_id=7),),
+        frames=FrameSpan(partition=0, start_offset=10, end_offset=50),
+        snapshot_jpeg=snapshot,
+        detector=DETECTOR,
+    )
+
+
+def lifecycle(incident_id: uuid.UUID, threshold_at: datetime = T0, **kw: object) -> list[IncidentMessage]:
+    """opened, updated, closed of one incident, each with its own snapshot."""
+    return [
+        incident(incident_id, IncidentEvent.OPENED, threshold_at=threshold_at, snapshot=jpeg(10), **kw),  # type: ignore[arg-type]
+        incident(
+            incident_id,
+            IncidentEvent.UPDATED,
+            threshold_at=threshold_at,
+            event_at=threshold_at + timedelta(seconds=5),
+            dwell_s=65,
+            snapshot=jpeg(20),
+            **kw,  # type: ignore[arg-type]
+        ),
+        incident(
+            incident_id,
+            IncidentEvent.CLOSED,
+            threshold_at=threshold_at,
+            event_at=threshold_at + timedelta(seconds=30),
+            dwell_s=90,
+            snapshot=jpeg(30),
+            **kw,  # type: ignore[arg-type]
+        ),
+    ]
+
+
+def status(camera_id: str = "cam1", at: datetime | None = None, fps: float = 5.0) -> CameraStatus:
+    at = at or datetime.now(UTC)
+    return CameraStatus(
+        camera_id=camera_id,
+        state=CameraState.ONLINE,
+        at=at,
+        fps=fps,
+        last_frame_at=at,
+        frames_sent=100,
+        frames_dropped=1,
+        reconnects=0,
+        worker="ingest@test",
+    )
+
+
+@dataclass(frozen=True)
+class SealedObjects:
+    message: EvidenceSealed
+    contents: dict[ArtifactKind, bytes]
+
+
+def seal_evidence(
+    settings: Settings, incident_id: uuid.UUID, *, wrong_hash_for: ArtifactKind | None = None
+) -> SealedObjects:
+    """Put real working copy, master and manifest objects in the Object-Lock bucket; the sealed message."""
+    client = make_client(settings.s3)
+    ensure_evidence_bucket(client, settings.s3)
+    evidence_id = uuid.uuid4()
+    master = io.BytesIO()
+    with tarfile.open(fileobj=master, mode="w") as tar:
+        for i in range(3):
+            frame = jpeg(40 + i)
+            info = tarfile.TarInfo(f"frames/{i:06d}.jpg")
+            info.size = len(frame)
+            tar.addfile(info, io.BytesIO(frame))
+    contents = {
+        ArtifactKind.WORKING_COPY: b"\x00\x00\x00\x18ftypmp42" + uuid.uuid4().bytes * 64,
+        ArtifactKind.MASTER: master.getvalue(),
+    }
+    contents[ArtifactKind.MANIFEST] = json.dumps(
+        {
+            "evidence_id": str(evidence_id),
+            "artifacts": {k.value: hashlib.sha256(v).hexdigest() for k, v in contents.items()},
+        }
+    ).encode()
+    types = {
+        ArtifactKind.WORKING_COPY: "video/mp4",
+        ArtifactKind.MASTER: "application/x-tar",
+        ArtifactKind.MANIFEST: "application/json",
+    }
+    artifacts = []
+    for kind, data in contents.items():
+        key = f"evidence/{evidence_id}/{kind.value}"
+        result = client.put_object(
+            settings.s3.evidence_bucket, key, io.BytesIO(data), len(data), content_type=types[kind]
+        )
+        digest = hashlib.sha256(data).hexdigest()
+        if kind is wrong_hash_for:
+            digest = hashlib.sha256(b"what the evidence store sealed").hexdigest()
+        artifacts.append(
+            StoredArtifact(
+                kind=kind,
+                key=key,
+                version_id=result.version_id,
+                sha256=digest,
+                size=len(data),
+                content_type=types[kind],
+            )
+        )
+    message = EvidenceSealed(
+        evidence_id=evidence_id,
+        incident_id=incident_id,
+        camera_id="cam1",
+        bucket=settings.s3.evidence_bucket,
+        artifacts=tuple(artifacts),
+        manifest_sha256=hashlib.sha256(contents[ArtifactKind.MANIFEST]).hexdigest(),
+        frame_count=3,
+        first_capture_ts=T0 - timedelta(seconds=70),
+        last_capture_ts=T0 + timedelta(seconds=35),
+        sealed_at=T0 + timedelta(seconds=40),
+        retain_until=T0 + timedelta(days=1),
+        signing_key_id="test-key",
+    )
+    return SealedObjects(message, contents)
+
+
+def produce(producer: KafkaProducer, settings: Settings, messages: Sequence[TopicMessage]) -> None:
+    topics = {
+        IncidentMessage: settings.kafka.incidents_topic,
+        EvidenceSealed: settings.kafka.evidence_topic,
+        CameraStatus: settings.kafka.status_topic,
+    }
+    for message in messages:
+        key = getattr(message, "camera_id", "")
+        send(producer, topics[type(message)], key, message).get(timeout=30)
+
+
+def drain(persister: Persister, expected_records: int, timeout_s: float = 45.0) -> int:
+    """Drive the persister until it has handled ``expected_records`` (group join included)."""
+    handled, deadline = 0, time.monotonic() + timeout_s
+    while handled < expected_records and time.monotonic() < deadline:
+        count = persister.poll_once(0.5)
+        assert count >= 0, "persister stopped while retrying"
+        handled += count
+    return handled
+
+
+def dead_letters(settings: Settings, expected: int, timeout_s: float = 20.0) -> list[DeadLetter]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers.split(","), enable_auto_commit=False
+    )
+    try:
+        tp = TopicPartition(settings.kafka.dead_letter_topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        letters: list[DeadLetter] = []
+        deadline = time.monotonic() + timeout_s
+        while len(letters) < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                letters.extend(decode(DeadLetter, r.value, list(r.headers or [])) for r in records)
+        return letters
+    finally:
+        consumer.close()

@@ -1,0 +1,245 @@
+"""REST behaviour of the API on a real database, without the broker: data goes in through Persister.persist.
+
+Filters, pagination, ordering, problem details, out-of-order lifecycle
+messages, evidence that overtakes its incident, cameras without credentials,
+and the migrations themselves, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.db import make_engine, run_migrations
+from api.models import Base, CameraRow, IncidentEventRow
+from api.persister import Persister
+from cctv.config import ApiSettings, Settings
+from cctv.contracts import ArtifactKind, EvidenceSealed, IncidentEvent, StoredArtifact
+from tests.api_support import T0, camera_registry, incident, isolated_database, jpeg, lifecycle, status
+
+pytestmark = pytest.mark.service
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with isolated_database(request.param, tmp_path, request) as url:
+        yield url
+
+
+@pytest.fixture
+def client_and_persister(db_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Persister]]:
+    settings = Settings(data_dir=tmp_path, api=ApiSettings(database_url=db_url, camera_heartbeat_s=10))
+    app = create_app(settings, camera_registry(), start_persister=False)
+    context = app.state.context
+    with TestClient(app) as client:
+        persister = Persister(
+            context.sessions, None, None, settings.kafka, threading.Event(), context.metrics
+        )
+        yield client, persister
+
+
+def problem(response_json: dict[str, object], status_code: int) -> None:
+    assert {"type", "title", "status", "detail"} <= set(response_json)
+    assert response_json["status"] == status_code
+
+
+def test_filters_pagination_and_newest_first(client_and_persister: tuple[TestClient, Persister]) -> None:
+    client, persister = client_and_persister
+    ids = [uuid.uuid4() for _ in range(5)]
+    messages = []
+    for i, incident_id in enumerate(ids):
+        at = T0 + timedelta(minutes=10 * i)
+        camera, rule = ("cam1", "loitering") if i % 2 == 0 else ("cam2", "tamper")
+        messages.append(
+            incident(incident_id, IncidentEvent.OPENED, camera_id=camera, rule=rule, threshold_at=at)
+        )
+    messages.append(
+        incident(ids[0], IncidentEvent.CLOSED, threshold_at=T0, event_at=T0 + timedelta(seconds=30))
+    )
+    persister.persist(messages)
+
+    page = client.get("/api/v1/incidents").json()
+    assert page["total"] == 5 and page["limit"] == 50 and page["offset"] == 0
+    assert [item["incident_id"] for item in page["items"]] == [str(i) for i in reversed(ids)]
+
+    cam2 = client.get("/api/v1/incidents", params={"camera_id": "cam2"}).json()
+    assert {item["incident_id"] for item in cam2["items"]} == {str(ids[1]), str(ids[3])}
+    assert client.get("/api/v1/incidents", params={"rule": "tamper"}).json()["total"] == 2
+    closed = client.get("/api/v1/incidents", params={"status": "closed"}).json()
+    assert [item["incident_id"] for item in closed["items"]] == [str(ids[0])]
+    assert client.get("/api/v1/incidents", params={"status": "open"}).json()["total"] == 4
+
+    # since is inclusive, until exclusive; an offset other than UTC is converted.
+    window = client.get(
+        "/api/v1/incidents",
+        params={"since": (T0 + timedelta(minutes=10)).isoformat(), "until": "2025-03-01T13:30:00+01:00"},
+    ).json()
+    assert [item["incident_id"] for item in window["items"]] == [str(ids[2]), str(ids[1])]
+
+    second = client.get("/api/v1/incidents", params={"limit": 2, "offset": 2}).json()
+    assert second["total"] == 5 and second["limit"] == 2 and second["offset"] == 2
+    assert [item["incident_id"] for item in second["items"]] == [str(ids[2]), str(ids[1])]
+
+
+def test_unknown_ids_are_404_and_bad_params_422_problem_details(
+    client_and_persister: tuple[TestClient, Persister],
+) -> None:
+    client, _ = client_and_persister
+    missing = uuid.uuid4()
+    for path in (
+        f"/api/v1/incidents/{missing}",
+        f"/api/v1/incidents/{missing}/snapshot",
+        f"/api/v1/incidents/{missing}/events",
+        f"/api/v1/incidents/{missing}/evidence",
+        f"/api/v1/evidence/{missing}",
+        f"/api/v1/evidence/{missing}/clip",
+        "/api/v1/cameras/nope",
+    ):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"] == "application/problem+json"
+        problem(response.json(), 404)
+        assert str(missing) in response.json()["detail"] or "nope" in response.json()["detail"]
+    for params in ({"limit": 0}, {"limit": 201}, {"offset": -1}, {"status": "maybe"}, {"since": "yesterday"}):
+        response = client.get("/api/v1/incidents", params=params)
+        assert response.status_code == 422, params
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        problem(body, 422)
+        assert body["title"] == "Request validation failed" and body["errors"], body
+    bad_id = client.get("/api/v1/evidence/not-a-uuid")
+    assert bad_id.status_code == 422 and bad_id.json()["errors"][0]["loc"] == ["path", "evidence_id"]
+
+
+def test_lifecycle_out_of_order_and_redelivered(client_and_persister: tuple[TestClient, Persister]) -> None:
+    client, persister = client_and_persister
+    incident_id = uuid.uuid4()
+    opened, updated, closed = lifecycle(incident_id)
+    first = persister.persist([opened, closed])
+    assert all(a.changed for a in first) and first[0].alert_latency_s is not None
+    # The late "updated" is recorded as an event but neither reopens nor overwrites the closed incident.
+    late = persister.persist([updated])
+    assert late[0].changed and late[0].alert_latency_s is None
+    again = persister.persist([opened, updated, closed])
+    assert not any(a.changed for a in again)
+
+    body = client.get(f"/api/v1/incidents/{incident_id}").json()
+    assert body["status"] == "closed" and body["last_event"] == "closed" and body["dwell_s"] == 90
+    assert client.get(f"/api/v1/incidents/{incident_id}/snapshot").content == closed.snapshot_jpeg
+    events = client.get(f"/api/v1/incidents/{incident_id}/events").json()
+    assert [e["event"] for e in events] == ["opened", "updated", "closed"]
+
+
+def test_evidence_before_incident_gets_a_pending_stub_then_fills_in(
+    client_and_persister: tuple[TestClient, Persister],
+) -> None:
+    client, persister = client_and_persister
+    incident_id = uuid.uuid4()
+    sealed = _sealed_message_without_store(incident_id)
+    persister.persist([sealed])
+    stub = client.get(f"/api/v1/incidents/{incident_id}").json()
+    assert stub["status"] == "pending" and stub["first_received_at"] is None
+    assert client.get(f"/api/v1/incidents/{incident_id}/evidence").json()[0]["evidence_id"] == str(
+        sealed.evidence_id
+    )
+    persister.persist(lifecycle(incident_id))
+    filled = client.get(f"/api/v1/incidents/{incident_id}").json()
+    assert filled["status"] == "closed" and filled["rule"] == "loitering" and filled["first_received_at"]
+
+
+def _sealed_message_without_store(incident_id: uuid.UUID) -> EvidenceSealed:
+    """Metadata only: this test never downloads, so no object is needed in a bucket."""
+    return EvidenceSealed(
+        evidence_id=uuid.uuid4(),
+        incident_id=incident_id,
+        camera_id="cam1",
+        bucket="b",
+        artifacts=(
+            StoredArtifact(
+                kind=ArtifactKind.WORKING_COPY,
+                key="k",
+                version_id="v1",
+                sha256="0" * 64,
+                size=1,
+                content_type="video/mp4",
+            ),
+        ),
+        manifest_sha256="1" * 64,
+        frame_count=1,
+        first_capture_ts=T0,
+        last_capture_ts=T0,
+        sealed_at=T0,
+        retain_until=T0 + timedelta(days=1),
+        signing_key_id="k1",
+    )
+
+
+def test_cameras_have_health_and_no_credentials(
+    client_and_persister: tuple[TestClient, Persister], db_url: str
+) -> None:
+    client, persister = client_and_persister
+    now = datetime.now(UTC)
+    persister.persist([status("cam1", at=now, fps=4.5), status("cam2", at=now - timedelta(seconds=31))])
+    # An older heartbeat arriving late changes nothing.
+    assert not persister.persist([status("cam1", at=now - timedelta(seconds=5), fps=1.0)])[0].changed
+    cameras = {c["id"]: c for c in client.get("/api/v1/cameras").json()}
+    assert cameras["cam1"]["source_scheme"] == "rtsp" and cameras["cam2"]["source_scheme"] == "sim"
+    assert cameras["cam1"]["health"]["fps"] == 4.5 and cameras["cam1"]["health"]["stale"] is False
+    assert cameras["cam2"]["health"]["stale"] is True  # 31 s > 3 x 10 s heartbeat period
+    assert cameras["cam1"]["zones"][0]["id"] == "door"
+    assert client.get("/api/v1/cameras/cam1").json()["health"]["state"] == "online"
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            dumped = repr(conn.execute(sqlalchemy.select(CameraRow.__table__)).all())
+        assert "s3cret" not in dumped and "admin" not in dumped and "10.0.0.5" not in dumped
+    finally:
+        engine.dispose()
+
+
+def test_migrations_are_idempotent_and_match_the_models(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        run_migrations(engine)
+        run_migrations(engine)  # a second replica starting up
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+            assert conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            conn.execute(sqlalchemy.select(IncidentEventRow.__table__)).all()
+    finally:
+        engine.dispose()
+
+
+def test_snapshot_is_the_newest_event_with_one(client_and_persister: tuple[TestClient, Persister]) -> None:
+    client, persister = client_and_persister
+    incident_id = uuid.uuid4()
+    opened = incident(incident_id, IncidentEvent.OPENED, snapshot=jpeg(99))
+    updated = incident(incident_id, IncidentEvent.UPDATED, event_at=T0 + timedelta(seconds=1))  # no snapshot
+    persister.persist([opened, updated])
+    response = client.get(f"/api/v1/incidents/{incident_id}/snapshot")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert response.content == jpeg(99)
+    assert client.get(f"/api/v1/incidents/{incident_id}").json()["has_snapshot"] is True
+
+
+def test_openapi_docs_list_every_route_with_a_summary(
+    client_and_persister: tuple[TestClient, Persister],
+) -> None:
+    client, _ = client_and_persister
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    operations = [(path, op) for path, item in paths.items() for op in item.values()]
+    assert len(operations) >= 14
+    missing = [path for path, op in operations if not op.get("summary") or "200" not in op["responses"]]
+    assert missing == []
+    assert "/api/v1/evidence/{evidence_id}/clip" in paths and "/readyz" in paths and "/metrics" in paths
