@@ -1,0 +1,1 @@
+"""Ingest: pull frames from cameras, sample, encode, hash and publish them to Kafka."""
