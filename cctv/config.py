@@ -201,7 +201,14 @@ class DetectorSettings(Strict):
         default=True, description="HOG: scan only motion regions and tracked boxes, not the whole frame"
     )
     hog_scale: float = Field(
-        default=1.0, gt=0, le=1, description="HOG: resize factor before scanning (<1 faster, misses small people)"
+        default=1.0,
+        gt=0,
+        le=4,
+        description=(
+            "HOG: resize factor before scanning. HOG's window is 64x128 px and finds people ~100 px tall "
+            "and up; >1 upscales for cameras where people are smaller (e.g. 1.5-2 for 60-120 px people, "
+            "cost grows with the square), <1 downscales for close cameras (faster, misses small people)"
+        ),
     )
 
 
@@ -224,7 +231,9 @@ class ApiSettings(Strict):
     )
     group_id: str = Field(default="cctv-api", description="Kafka consumer group of the persister")
     camera_heartbeat_s: float = Field(
-        default=10.0, gt=0, description="ingest heartbeat period; no heartbeat for 3x this marks a camera stale"
+        default=10.0,
+        gt=0,
+        description="ingest heartbeat period; no heartbeat for 3x this marks a camera stale",
     )
 
 

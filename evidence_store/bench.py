@@ -1,0 +1,173 @@
+"""Seal-time benchmark: read window + build + sign + store for one incident of real-sized frames.
+
+Frames are 768x576 JPEGs (quality 90) from the PETS09 clip when it is present
+(``CCTV_PETS_DIR`` or ``../shared/data/pets09-s2l1``), else ultralytics'
+``bus.jpg`` scaled to 768x576 with a frame counter drawn. A second camera's
+frames are interleaved in the same partition, as in production.
+
+``cctv bench`` calls :func:`bench_evidence` with the settings of its private stack.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from cctv.bus import ensure_topics, make_consumer, make_producer
+from cctv.config import CameraRegistry, Settings
+from cctv.contracts import (
+    DetectorInfo,
+    FrameMessage,
+    FrameSpan,
+    IncidentEvent,
+    IncidentMessage,
+    encode,
+    sha256_hex,
+)
+from cctv.objectstore import make_client
+from evidence_store.signing import ManifestSigner
+from evidence_store.window import WindowReader
+from evidence_store.worker import EvidenceSealer
+
+WIDTH, HEIGHT, FPS = 768, 576, 5.0
+
+
+class Figure(NamedTuple):
+    """One printed number (the same fields as ``cctv.bench.Result`` minus the section)."""
+
+    metric: str
+    value: float
+    unit: str
+    note: str = ""
+
+
+def _pets_video() -> Path | None:
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "pets09-s2l1"
+    path = Path(os.environ.get("CCTV_PETS_DIR", default)) / "vtest.avi"
+    return path if path.exists() else None
+
+
+def _images(count: int) -> Iterator[tuple[np.ndarray, str]]:
+    video = _pets_video()
+    if video is not None:
+        capture = cv2.VideoCapture(str(video))
+        try:
+            for _ in range(count):
+                ok, image = capture.read()
+                if not ok:
+                    break
+                yield cv2.resize(image, (WIDTH, HEIGHT)), "PETS09 S2L1 frames"
+        finally:
+            capture.release()
+        return
+    import ultralytics
+
+    bus = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))
+    if bus is None:
+        raise FileNotFoundError("ultralytics/assets/bus.jpg not found")
+    base = cv2.resize(bus, (WIDTH, HEIGHT))
+    for i in range(count):
+        image = base.copy()
+        cv2.putText(image, f"frame {i}", (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 2, (0, 255, 255), 3)
+        yield image, "ultralytics bus.jpg with a counter"
+
+
+def _frames(camera: str, images: list[np.ndarray], t0: datetime, shift: float) -> list[FrameMessage]:
+    frames = []
+    for seq, image in enumerate(images):
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok
+        at = t0 + timedelta(seconds=seq / FPS + shift)
+        frames.append(
+            FrameMessage(
+                camera_id=camera,
+                stream_id=f"{camera}-bench",
+                seq=seq,
+                capture_ts=at,
+                ingest_ts=at,
+                width=WIDTH,
+                height=HEIGHT,
+                sha256=sha256_hex(data.tobytes()),
+                fps=FPS,
+                image=data.tobytes(),
+            )
+        )
+    return frames
+
+
+def bench_evidence(settings: Settings, frame_count: int = 100) -> list[Figure]:
+    """Seal one incident whose window holds ``frame_count`` frames; report the stages and the sizes."""
+    ensure_topics(settings.kafka)
+    settings = settings.model_copy(
+        update={"evidence": settings.evidence.model_copy(update={"pre_roll_s": 0.0, "post_roll_s": 0.0})}
+    )
+    pairs = list(_images(frame_count + 2))
+    source = pairs[0][1]
+    images = [image for image, _ in pairs]
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    frames = [
+        f
+        for pair in zip(_frames("bench-a", images, t0, 0), _frames("bench-b", images, t0, 0.1), strict=True)
+        for f in pair
+    ]
+    producer = make_producer(settings.kafka, "bench-evidence")
+    futures = []
+    for frame in frames:
+        value, headers = encode(frame)
+        futures.append(
+            producer.send(
+                settings.kafka.frames_topic,
+                key=frame.camera_id.encode(),
+                value=value,
+                headers=headers,
+                partition=0,
+            )
+        )
+    producer.flush(timeout=60)
+    offsets = [f.get(timeout=10).offset for f in futures]
+    producer.close()
+    end = t0 + timedelta(seconds=(frame_count - 1) / FPS)
+    incident = IncidentMessage(
+        incident_id=uuid.uuid4(),
+        event=IncidentEvent.CLOSED,
+        camera_id="bench-a",
+        rule="loitering",
+        started_at=t0,
+        threshold_at=t0,
+        event_at=end,
+        ended_at=end,
+        summary="benchmark incident",
+        frames=FrameSpan(partition=0, start_offset=offsets[0], end_offset=offsets[-1]),
+        detector=DetectorInfo(backend="hog", model_name="opencv-hog", weights_sha256=None),
+    )
+    consumer = make_consumer(settings.kafka, "bench-window", None)
+    try:
+        reader = WindowReader(consumer, settings.kafka.frames_topic, settings.evidence)
+        registry = CameraRegistry(cameras=())
+        sealer = EvidenceSealer(
+            settings, registry, make_client(settings.s3), reader, ManifestSigner.generate()
+        )
+        sealer.store.ensure_bucket()  # bucket creation is once per deployment, not per seal
+        sealed = sealer.seal(incident)
+    finally:
+        consumer.close()
+    timings = sealer.last_timings
+    sizes = {a.kind.value: a.size for a in sealed.artifacts}
+    note = f"{sealed.frame_count} x {WIDTH}x{HEIGHT} JPEG q90 ({source})"
+    return [
+        Figure("seal total (read+build+sign+store)", timings["total_s"], "s", note),
+        Figure("  read window", timings["read_window_s"], "s"),
+        Figure("  build master + MP4 + manifest", timings["build_s"], "s"),
+        Figure("  sign", timings["sign_s"] * 1000, "ms"),
+        Figure("  store + verify (4 objects)", timings["store_s"], "s"),
+        Figure("master size", sizes["master"] / 1e6, "MB"),
+        Figure("working copy (MP4) size", sizes["working_copy"] / 1e6, "MB"),
+        Figure("manifest size", sizes["manifest"] / 1e3, "KB"),
+    ]
