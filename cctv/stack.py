@@ -78,6 +78,10 @@ class LocalStack:
     ports: StackPorts = field(default_factory=StackPorts)
     region: str = "us-east-1"
 
+    def __post_init__(self) -> None:
+        # The services run with the state dir as their cwd: relative paths would point nowhere.
+        self.data_dir = self.data_dir.resolve()
+
     @property
     def state_dir(self) -> Path:
         return self.data_dir / "stack"
@@ -197,13 +201,7 @@ class LocalStack:
             pid = int(self._pid_file(name).read_text())
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
+        return pid if _alive(pid) else None
 
     def _running(self, name: str) -> bool:
         return self._pid(name) is not None

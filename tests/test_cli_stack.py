@@ -19,15 +19,18 @@ OFFSET = int(os.environ.get("CCTV_TEST_PORT_OFFSET", "100")) + 50
 
 
 def cctv(*args: str, data_dir: Path, offset: int = OFFSET) -> subprocess.CompletedProcess[str]:
+    """Run the CLI from ``data_dir``'s parent with a relative ``--data-dir``, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "cctv", "--data-dir", str(data_dir), "--port-offset", str(offset), *args],
+        [sys.executable, "-m", "cctv", "--data-dir", data_dir.name, "--port-offset", str(offset), *args],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=data_dir.parent,
     )
 
 
 def test_stack_up_status_down_and_restart_reuses_data(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "var"
     try:
         up = cctv("stack", "up", data_dir=tmp_path)
         assert up.returncode == 0, up.stderr
