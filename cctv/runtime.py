@@ -28,3 +28,5 @@ def configure_logging(level: str = "INFO") -> None:
     )
     # kafka-python logs every reconnect attempt at WARNING/ERROR; the workers report those themselves.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # httpx logs every request at INFO; the demo polls the API every 2 s.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
