@@ -31,6 +31,7 @@ from api.upserts import Applied, apply_evidence, apply_incident, apply_status
 from cctv.bus import DeadLetterSink, ensure_topics, make_consumer, make_producer, poll_records, worker_name
 from cctv.config import KafkaSettings, Settings
 from cctv.contracts import CameraStatus, ContractError, EvidenceSealed, IncidentMessage, decode
+from cctv.runtime import Backoff, retry_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +126,14 @@ class Persister:
 
     def persist_with_retry(self, batch: Sequence[Decoded]) -> list[Applied] | None:
         """Persist until the database accepts the batch; None if ``stop`` was set first."""
-        backoff = 0.5
-        while True:
-            try:
-                return self.persist(batch)
-            except SQLAlchemyError as exc:
-                self.metrics.persister_errors.labels(stage="database").inc()
-                log.error("database refused a batch of %d (retry in %.1fs): %s", len(batch), backoff, exc)
-                if self.stop.wait(backoff):
-                    return None
-                backoff = min(MAX_BACKOFF_S, backoff * 2)
+        return retry_until_stopped(
+            lambda: self.persist(batch),
+            self.stop,
+            f"persisting a batch of {len(batch)}",
+            retry_on=(SQLAlchemyError,),
+            backoff=Backoff(0.5, MAX_BACKOFF_S),
+            on_error=lambda _: self.metrics.persister_errors.labels(stage="database").inc(),
+        )
 
     def persist(self, batch: Sequence[Decoded | PersistedMessage]) -> list[Applied]:
         """Apply messages in one transaction; metrics count only what changed, after the commit."""
@@ -200,21 +199,21 @@ def run_persister(
     """
     own_engine = engine is None
     db = engine or make_engine(settings.api.database_url)
-    backoff = 1.0
+
+    def start_and_consume() -> None:
+        if own_engine:
+            run_migrations(db)
+        _consume(settings, make_sessions(db), stop, metrics)
+
+    def count(_: BaseException) -> None:
+        if metrics is not None:
+            metrics.persister_errors.labels(stage="startup").inc()
+
     try:
-        while not stop.is_set():
-            try:
-                if own_engine:
-                    run_migrations(db)
-                _consume(settings, make_sessions(db), stop, metrics)
-                return
-            except Exception as exc:  # broker or database not reachable yet: wait and start over
-                if metrics is not None:
-                    metrics.persister_errors.labels(stage="startup").inc()
-                log.error("persister cannot start (retry in %.0fs): %s", backoff, exc)
-                if stop.wait(backoff):
-                    return
-                backoff = min(MAX_BACKOFF_S * 3, backoff * 2)
+        # Broker or database not reachable yet: wait and start over.
+        retry_until_stopped(
+            start_and_consume, stop, "persister", backoff=Backoff(1.0, MAX_BACKOFF_S * 3), on_error=count
+        )
     finally:
         if own_engine:
             db.dispose()

@@ -37,6 +37,7 @@ from cctv.bus import (
 )
 from cctv.config import CameraRegistry, Settings
 from cctv.contracts import ContractError, FrameMessage, IncidentMessage, decode
+from cctv.runtime import Backoff, retry_until_stopped
 from detector.backends import make_backend
 from detector.pipeline import DetectorPipeline, FrameInput
 
@@ -55,19 +56,19 @@ class IncidentSink:
 
     def deliver(self, incidents: Sequence[IncidentMessage]) -> bool:
         """True once every incident is acknowledged; False if asked to stop before that."""
-        backoff = 0.5
-        while True:
-            try:
-                futures = [send(self.producer, self.topic, i.camera_id, i) for i in incidents]
-                self.producer.flush(timeout=30)
-                for future in futures:
-                    future.get(timeout=1)
-                return True
-            except Exception as exc:  # broker down or timing out: retry, never commit past it
-                log.error("could not deliver %d incidents (retry in %.1fs): %s", len(incidents), backoff, exc)
-                if self.stop.wait(backoff):
-                    return False
-                backoff = min(MAX_BACKOFF_S, backoff * 2)
+
+        def send_all() -> bool:
+            futures = [send(self.producer, self.topic, i.camera_id, i) for i in incidents]
+            self.producer.flush(timeout=30)
+            for future in futures:
+                future.get(timeout=1)
+            return True
+
+        # Broker down or timing out: retry, never commit past undelivered incidents.
+        delivered = retry_until_stopped(
+            send_all, self.stop, f"delivering {len(incidents)} incidents", backoff=Backoff(0.5, MAX_BACKOFF_S)
+        )
+        return delivered is not None
 
 
 class _Rebalance(ConsumerRebalanceListener):

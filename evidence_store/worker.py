@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from typing import TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -42,12 +43,14 @@ from cctv.bus import (
 from cctv.config import CameraRegistry, Settings
 from cctv.contracts import ContractError, EvidenceSealed, IncidentEvent, IncidentMessage, decode
 from cctv.objectstore import make_client
+from cctv.runtime import Backoff, retry_until_stopped
 from evidence_store.package import CameraInfo, build_package
 from evidence_store.signing import ManifestSigner, load_signer
 from evidence_store.store import EvidenceStore, retain_until_for
 from evidence_store.window import WindowReader
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POLL_TIMEOUT_S = 0.5
 FIRST_BACKOFF_S = 0.5
@@ -203,27 +206,9 @@ class EvidenceWorker:
         future.get(timeout=1)
         return sealed
 
-    def _retrying(self, what: str, action: Callable[[], object]) -> object | None:
-        """``action()`` until it succeeds (its result) or stop is set (None); the backoff is capped."""
-        backoff = FIRST_BACKOFF_S
-        while not self.stop.is_set():
-            try:
-                return action()
-            except Exception as exc:  # store or broker down, or a bug: retry, never skip the incident
-                if self.stop.is_set():  # e.g. WindowReadInterrupted: shutting down, not failing
-                    log.info("%s interrupted by stop; it will be redelivered", what)
-                    break
-                log.error(
-                    "%s failed (retry in %.1fs): %r",
-                    what,
-                    backoff,
-                    exc,
-                    exc_info=log.isEnabledFor(logging.DEBUG),
-                )
-                if self.stop.wait(backoff):
-                    break
-                backoff = min(MAX_BACKOFF_S, backoff * 2)
-        return None
+    def _retrying(self, what: str, action: Callable[[], T]) -> T | None:
+        """``action()`` until it succeeds; None once stop is set: never skip an incident."""
+        return retry_until_stopped(action, self.stop, what, backoff=Backoff(FIRST_BACKOFF_S, MAX_BACKOFF_S))
 
 
 def run_evidence(settings: Settings, registry: CameraRegistry, stop: threading.Event) -> None:

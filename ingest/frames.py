@@ -51,22 +51,6 @@ class FrameSampler:
         return True
 
 
-class Backoff:
-    """Reconnect delays: ``initial`` doubling up to ``cap``; ``reset()`` after a good frame."""
-
-    def __init__(self, initial: float = 1.0, cap: float = 30.0, factor: float = 2.0) -> None:
-        self.initial, self.cap, self.factor = initial, cap, factor
-        self._next = initial
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self.cap, self._next * self.factor)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
-
-
 def encode_jpeg(image: npt.NDArray[np.uint8], quality: int) -> bytes:
     """JPEG bytes of a BGR (or grayscale) 8-bit image; :class:`CorruptFrameError` if it is not one."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0:

@@ -30,7 +30,8 @@ from kafka import KafkaProducer
 from cctv.bus import ensure_topics, make_producer, require_crc32c, send, worker_name
 from cctv.config import Camera, CameraRegistry, KafkaSettings, Settings
 from cctv.contracts import CameraState, CameraStatus, FrameMessage
-from ingest.frames import Backoff, FrameSampler, build_frame_message
+from cctv.runtime import Backoff
+from ingest.frames import FrameSampler, build_frame_message
 from ingest.sources import CorruptFrameError, FrameSource, SourceError, source_for
 
 log = logging.getLogger(__name__)

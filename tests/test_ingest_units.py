@@ -19,7 +19,8 @@ import pytest
 
 from cctv.config import Camera, Resize
 from cctv.contracts import CameraState, CameraStatus, FrameMessage, decode, encode
-from ingest.frames import Backoff, FrameSampler, build_frame_message, encode_jpeg
+from cctv.runtime import Backoff
+from ingest.frames import FrameSampler, build_frame_message, encode_jpeg
 from ingest.sources import CapturedFrame, CorruptFrameError, OpenCVSource, SourceError, split_loop_flag
 from ingest.worker import IngestWorker
 
