@@ -1,0 +1,78 @@
+"""`cctv demo` as a user runs it: a subprocess, real stack, worker processes, Ctrl-C, then a rerun."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.service, pytest.mark.e2e]
+
+OFFSET = int(os.environ.get("CCTV_TEST_PORT_OFFSET", "100")) + 60
+API_PORT = 8000 + OFFSET
+
+
+def start_demo(cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cctv", "--port-offset", str(OFFSET), "demo"],
+        cwd=cwd,
+        env={**os.environ, "CCTV_API__PORT": str(API_PORT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_cameras(timeout_s: float) -> list[dict[str, object]]:
+    """The demo's API lists both simulated cameras online once ingest heartbeats arrive."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            cameras = httpx.get(f"http://127.0.0.1:{API_PORT}/api/v1/cameras", timeout=2).json()
+            items = cameras if isinstance(cameras, list) else cameras.get("items", [])
+            if len(items) == 2 and all((c.get("health") or {}).get("state") == "online" for c in items):
+                return list(items)
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(1)
+    raise AssertionError(f"demo cameras not online through the API within {timeout_s:.0f}s")
+
+
+def interrupt(demo: subprocess.Popen[str]) -> str:
+    demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    output, _ = demo.communicate(timeout=120)
+    return output
+
+
+def test_demo_runs_every_worker_stops_on_ctrl_c_and_reuses_its_data(tmp_path: Path) -> None:
+    demo = start_demo(tmp_path)
+    try:
+        cameras = wait_for_cameras(timeout_s=150)
+    finally:
+        output = interrupt(demo)
+    assert demo.returncode == 0, output
+    assert {c["id"] for c in cameras} == {"cam-01", "cam-02"}
+    assert "CCTV incident pipeline: running" in output
+    assert f"http://127.0.0.1:{API_PORT}" in output
+    assert "stopped; data kept in" in output
+
+    logs = tmp_path / "var" / "logs"
+    for worker in ("ingest", "detect", "evidence", "api"):
+        text = (logs / f"{worker}.log").read_text()
+        assert "Traceback" not in text, f"{worker} crashed:\n{text[-3000:]}"
+        assert "received SIGTERM, stopping" in text, f"{worker} was not stopped by SIGTERM:\n{text[-2000:]}"
+
+    # A second run finds the same database, bucket and topics.
+    again = start_demo(tmp_path)
+    try:
+        wait_for_cameras(timeout_s=150)
+    finally:
+        second = interrupt(again)
+    assert again.returncode == 0, second
+    assert "created topics" not in (logs / "ingest.log").read_text().split("received SIGTERM")[-1]
