@@ -10,9 +10,13 @@ Definitions (defaults from :class:`cctv.config.LoiteringRuleConfig`):
 - a person *enters* a zone after ``entry_frames`` consecutive frames with their
   bottom-centre inside; their dwell is counted from the first of those frames;
 - dwell is the total capture time spent inside; a person who leaves or whose
-  track is lost and who reappears (same track, or a new track within
-  ``reentry_radius`` of where they were last seen) within ``reentry_grace_s``
-  keeps their clock;
+  track is lost and who reappears (same track, or a new track that *began*
+  within ``reentry_radius`` of where they were last seen inside, after that)
+  within ``reentry_grace_s`` keeps their clock. Why where the new track began
+  and not where it is now: a tracker that loses someone (occlusion, missed
+  detections) starts a fresh track where it finds them again, while a passer-by
+  who walks up to that spot has a track that began elsewhere; in a crowded
+  scene matching by current position alone hands one person's clock to another;
 - OPENED when the dwell reaches ``dwell_s`` (inside ``active_hours``), UPDATED
   every ``update_interval_s`` while open, CLOSED when the person has left the
   zone (``entry_frames`` consecutive frames outside), when the track has been
@@ -100,6 +104,15 @@ class FrameRing:
 
 
 @dataclass
+class _TrackOrigin:
+    """Where and when the tracker first reported a track (to tell a fragment from a passer-by)."""
+
+    first_seen: datetime
+    first_point: tuple[float, float]
+    last_seen: datetime
+
+
+@dataclass
 class _Incident:
     incident_id: UUID
     threshold_at: datetime
@@ -153,6 +166,9 @@ class LoiteringRule:
         self.ring = FrameRing(pre_roll_s)
         self._zones = [_ZoneState(z, z.rules.loitering) for z in zones if z.rules.loitering is not None]
         self._prev_ts: datetime | None = None
+        self._origins: dict[int, _TrackOrigin] = {}
+        graces = [z.config.reentry_grace_s for z in self._zones]
+        self._origin_memory = timedelta(seconds=max(graces, default=0.0))
 
     @property
     def occupant_count(self) -> int:
@@ -167,11 +183,23 @@ class LoiteringRule:
         events: list[RuleEvent] = []
         points = detections.bottom_centres()
         tracks = [int(t) for t in detections.track_ids]
+        self._remember_origins(tracks, points, at)
         for state in self._zones:
             inside = points_in_polygon(points, state.zone.polygon) if len(points) else np.zeros(0, bool)
             events += self._update_zone(state, detections, tracks, points, inside, position)
         self._prev_ts = at
         return events
+
+    def _remember_origins(self, tracks: list[int], points: np.ndarray, at: datetime) -> None:
+        for i, track in enumerate(tracks):
+            origin = self._origins.get(track)
+            if origin is None:
+                self._origins[track] = _TrackOrigin(at, (float(points[i][0]), float(points[i][1])), at)
+            else:
+                origin.last_seen = at
+        # Bounded: a track unseen for longer than any grace can no longer matter to a relink.
+        for track in [t for t, o in self._origins.items() if at - o.last_seen > self._origin_memory]:
+            del self._origins[track]
 
     def close_all(self, at: datetime, position: FramePosition, reason: str) -> list[RuleEvent]:
         """Close every open incident (worker stopping, partition handed over) and forget all state."""
@@ -183,6 +211,7 @@ class LoiteringRule:
             if state.group is not None:
                 events.append(self._close_group(state, at, position, reason))
             state.occupants.clear()
+        self._origins.clear()
         return events
 
     # ----------------------------------------------------------------- individuals
@@ -254,20 +283,26 @@ class LoiteringRule:
         det: Detections,
         diagonal: float,
     ) -> _Occupant | None:
-        """A new track id near where an entered occupant was last seen inside, within the grace."""
+        """The entered occupant whose track this one continues: it began after the occupant was last seen
+        inside, near where they were, within the grace (see the module docstring)."""
         cfg = state.config
-        best: tuple[float, int] | None = None
+        origin = self._origins.get(track)
+        began_at, began = (origin.first_seen, origin.first_point) if origin is not None else (at, point)
+        best: tuple[datetime, float, int] | None = None  # most recently seen first, then nearest
         for old_track, occ in state.occupants.items():
             if old_track in present or not occ.entered:
                 continue
-            if (at - occ.last_inside).total_seconds() > cfg.reentry_grace_s:
-                continue
-            dist = math.hypot((point[0] - occ.point[0]) * det.width, (point[1] - occ.point[1]) * det.height)
-            if dist <= cfg.reentry_radius * diagonal and (best is None or dist < best[0]):
-                best = (dist, old_track)
+            if began_at <= occ.last_inside or (at - occ.last_inside).total_seconds() > cfg.reentry_grace_s:
+                continue  # seen together with the occupant: someone else
+            dist = math.hypot((began[0] - occ.point[0]) * det.width, (began[1] - occ.point[1]) * det.height)
+            # The most recently lost occupant wins over a nearer one lost long ago: a tracker resumes a
+            # person within a frame or two, while stale occupants near a busy spot are other people.
+            candidate = (occ.last_inside, -dist, old_track)
+            if dist <= cfg.reentry_radius * diagonal and (best is None or candidate[:2] > best[:2]):
+                best = candidate
         if best is None:
             return None
-        occ = state.occupants.pop(best[1])
+        occ = state.occupants.pop(best[2])
         occ.track_id = track
         state.occupants[track] = occ
         return occ

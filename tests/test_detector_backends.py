@@ -12,7 +12,7 @@ import pytest
 
 from cctv.config import DetectorSettings
 from detector.backends import BACKENDS, DetectorConfigError, HogBackend, YoloBackend, make_backend
-from detector.backends.hog import crop_regions, hog_confidence
+from detector.backends.hog import PERSON_IN_WINDOW, crop_regions, hog_confidence, person_extent
 from detector.backends.yolo import load_manifest
 from detector.scenes import background, bus_image_path, compose, person_cutout
 
@@ -61,6 +61,53 @@ def test_hog_on_motion_crops_reports_boxes_in_frame_coordinates() -> None:
     assert len(nothing) == 0 and len(elsewhere) == 0  # nothing scanned where nobody is
     assert max(iou(box, truth) for box in full.boxes) > 0.4
     assert max(iou(box, truth) for box in cropped.boxes) > 0.4
+
+
+def small_person_frame(height: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """A real person ``height`` px tall (a wide street camera), feet at (384, 403), and their tight box."""
+    k = height / 260  # the cutout's person is 250 of its 260 px, ~120 px wide (see the test above)
+    return compose(background(), person_cutout(height), (0.5, 0.7)), (
+        384 - 60 * k,
+        403 - 250 * k,
+        384 + 60 * k,
+        403,
+    )
+
+
+@pytest.mark.parametrize("use_regions", [False, True])
+def test_hog_upscale_finds_people_smaller_than_its_window(use_regions: bool) -> None:
+    frame, truth = small_person_frame(75)  # HOG's window holds a ~96 px person: 75 px is too small
+    regions = [[(370, 360, 400, 403)]] if use_regions else None  # motion at the legs only
+    (native,) = HogBackend(scale=1.0, use_regions=use_regions).detect_batch([frame], regions)
+    assert (native.confidences < 0.6).all()  # nothing, or (in a crop) a weak hit with a too-tall window
+    for scale in (1.5, 2.0):
+        backend = make_backend(DetectorSettings(backend="hog", hog_scale=scale, hog_motion_crops=use_regions))
+        assert backend.info.thresholds["scale"] == scale
+        (found,) = backend.detect_batch([frame], regions)
+        assert len(found) == 1, (scale, found.boxes)
+        assert found.confidences[0] > 0.8
+        assert iou(found.boxes[0], truth) > 0.5  # the person's extent, not the detection window
+        assert abs(found.boxes[0][3] - truth[3]) < 8  # the feet, which zone membership is tested on
+
+
+def test_person_extent_is_the_training_geometry_inside_the_window() -> None:
+    windows = np.asarray([[100, 50, 164, 178], [0, 0, 32, 64]], np.float32)
+    people = person_extent(windows)
+    left, top, right, bottom = PERSON_IN_WINDOW
+    assert people[0] == pytest.approx([100 + 64 * left, 50 + 128 * top, 164 - 64 * right, 178 - 128 * bottom])
+    assert people[1] == pytest.approx([32 * left, 64 * top, 32 - 32 * right, 64 - 64 * bottom])
+    assert windows[0, 0] == 100  # input untouched
+
+
+@pytest.mark.parametrize(
+    ("scale", "ok"), [(0.5, True), (1.0, True), (2.0, True), (4.0, True), (4.5, False), (0, False)]
+)
+def test_hog_scale_setting_allows_upscaling_within_bounds(scale: float, ok: bool) -> None:
+    if ok:
+        assert DetectorSettings(hog_scale=scale).hog_scale == scale
+    else:
+        with pytest.raises(ValueError, match="hog_scale"):
+            DetectorSettings(hog_scale=scale)
 
 
 @pytest.mark.parametrize(("w", "h"), [(10, 10), (40, 300), (700, 700)])

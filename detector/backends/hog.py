@@ -21,6 +21,13 @@ CROP_CONTEXT = (
 )
 MIN_CROP = (160, 320)  # full-frame pixels: room for a ~260 px person when only part of them moved
 CROP_FULL_FRAME = 0.6  # when the crops cover more than this fraction of the frame, scan the whole frame
+# Where the person lies inside a detection window, as fractions of the window (left, top, right, bottom).
+# The default people detector was trained on INRIA windows: a ~96 px person centred in 64x128 with 16 px
+# above and below, ~32 px wide. Measured on PETS09 S2L1 (median over ~1000 matches with the annotated
+# boxes): 0.24, 0.12, 0.24, 0.14. Reporting the window itself would put the "feet" (bottom-centre, what
+# zones test) ~15% of the box height below the real feet, and no window overlaps a tight person box by
+# IoU >= 0.5 (recall at IoU 0.5 on PETS: 3% for windows, 81% for person extents at scale 1.5).
+PERSON_IN_WINDOW = (0.25, 0.125, 0.25, 0.125)
 
 
 def hog_confidence(margin: np.ndarray) -> np.ndarray:
@@ -31,6 +38,22 @@ def hog_confidence(margin: np.ndarray) -> np.ndarray:
     default confidence threshold 0.4 just under the weak-hit range.
     """
     return (1.0 / (1.0 + np.exp(-HOG_MARGIN_SLOPE * (margin - HOG_MARGIN_MIDPOINT)))).astype(np.float32)
+
+
+def person_extent(windows: np.ndarray) -> np.ndarray:
+    """The person's box inside each HOG detection window (xyxy in, xyxy out; a new array)."""
+    w = windows[:, 2] - windows[:, 0]
+    h = windows[:, 3] - windows[:, 1]
+    left, top, right, bottom = PERSON_IN_WINDOW
+    return np.stack(
+        [
+            windows[:, 0] + left * w,
+            windows[:, 1] + top * h,
+            windows[:, 2] - right * w,
+            windows[:, 3] - bottom * h,
+        ],
+        axis=1,
+    ).astype(np.float32)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
@@ -75,8 +98,12 @@ class HogBackend(DetectorBackend):
     """OpenCV's pretrained HOG+SVM pedestrian detector: CPU only, no download, modest accuracy.
 
     Costs ~0.2-0.3 s per 768x576 frame on one core, so by default it scans only
-    the motion regions and tracked people (``use_regions``), optionally on a
-    downscaled image (``scale``).
+    the motion regions and tracked people (``use_regions``). ``scale`` resizes
+    each crop before scanning: the window is 64x128 px with the person ~96 px
+    tall in it, so people shorter than ~100 px (a wide street camera) need an
+    upscale (``scale`` > 1, cost grows with its square), while close cameras can
+    scan downscaled (< 1). Boxes are the person's extent inside the window
+    (:func:`person_extent`), not the window.
     """
 
     MODEL_NAME = "opencv-hog-default-people"
@@ -132,8 +159,9 @@ class HogBackend(DetectorBackend):
         margins: list[np.ndarray] = []
         for x1, y1, x2, y2 in crops:
             crop = image[y1:y2, x1:x2]
-            if self.scale != 1.0:
-                crop = cv2.resize(crop, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)
+            if self.scale != 1.0:  # area averaging to shrink; bilinear to enlarge (area would be blocky)
+                interpolation = cv2.INTER_LINEAR if self.scale > 1.0 else cv2.INTER_AREA
+                crop = cv2.resize(crop, None, fx=self.scale, fy=self.scale, interpolation=interpolation)
             if crop.shape[0] < HOG_WINDOW[1] or crop.shape[1] < HOG_WINDOW[0]:
                 continue  # frame itself smaller than one window
             rects, weights = self._hog.detectMultiScale(crop, winStride=(8, 8), padding=(8, 8), scale=1.05)
@@ -150,4 +178,6 @@ class HogBackend(DetectorBackend):
         keep = conf >= self.confidence
         all_boxes, conf = all_boxes[keep], conf[keep]
         kept = nms(all_boxes, conf, self.nms_iou)
-        return RawBoxes(all_boxes[kept], conf[kept], np.full(len(kept), PERSON_CLASS, np.int32))
+        return RawBoxes(
+            person_extent(all_boxes[kept]), conf[kept], np.full(len(kept), PERSON_CLASS, np.int32)
+        )
