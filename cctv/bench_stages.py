@@ -99,7 +99,8 @@ def bench_detector(settings: Settings, quick: bool) -> list[Result]:
                     "detector", f"{label}: ms per inference", stats.detect_s / stats.inferences * 1000, "ms"
                 )
             )
-        results.append(Result("detector", f"{label}: motion-gate skip ratio", stats.gate.skip_ratio, ""))
+        if detector.motion_gate:
+            results.append(Result("detector", f"{label}: motion-gate skip ratio", stats.gate.skip_ratio, ""))
         return fps
 
     gated = settings.detector.model_copy(update={"backend": "hog", "hog_motion_crops": True})
@@ -132,7 +133,7 @@ def bench_seal(settings: Settings, quick: bool) -> list[Result]:
 
 def bench_end_to_end(settings: Settings, quick: bool) -> list[Result]:
     """Alert latency: threshold crossing (capture time) to the incident persisted by the API."""
-    from tests.pipeline_harness import running_pipeline
+    from cctv.harness import running_pipeline
 
     cameras = 2 if quick else 4
     registry = CameraRegistry.model_validate(

@@ -41,7 +41,7 @@ from kafka import TopicPartition
 from cctv.bus import make_consumer
 from cctv.config import CameraRegistry, Settings
 from cctv.contracts import FrameMessage, decode
-from tests.pipeline_harness import RunningPipeline, running_pipeline
+from cctv.harness import RunningPipeline, running_pipeline
 
 pytestmark = [pytest.mark.service, pytest.mark.e2e]
 

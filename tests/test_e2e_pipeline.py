@@ -16,8 +16,8 @@ import pytest
 from minio.error import S3Error
 
 from cctv.config import CameraRegistry, Settings
+from cctv.harness import RunningPipeline, running_pipeline
 from cctv.objectstore import make_client
-from tests.pipeline_harness import RunningPipeline, running_pipeline
 
 pytestmark = [pytest.mark.service, pytest.mark.e2e]
 

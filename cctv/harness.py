@@ -1,4 +1,4 @@
-"""Runs the real workers of the pipeline in threads against the test stack.
+"""Runs the real workers of the pipeline in threads against a (test or benchmark) stack.
 
 End-to-end tests and `cctv bench` both need "the whole pipeline, for a
 while": every worker's own ``run_*`` entry point (the same one `cctv ingest`
