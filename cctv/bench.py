@@ -144,9 +144,15 @@ def bench_broker(settings: Settings, count: int) -> list[Result]:
 Section = Callable[[Settings, bool], list[Result]]
 
 
-def run_bench(settings: Settings, quick: bool = False) -> int:
+def run_bench(settings: Settings, quick: bool = False, only: list[str] | None = None) -> int:
     sections: list[tuple[str, Section]] = [("broker", lambda s, q: bench_broker(s, 300 if q else 1000))]
     sections += _pipeline_sections()
+    if only:
+        unknown = set(only) - {name for name, _ in sections}
+        if unknown:
+            print(f"unknown section(s) {sorted(unknown)}; choose from {[n for n, _ in sections]}")
+            return 2
+        sections = [(name, section) for name, section in sections if name in only]
     results: list[Result] = []
     print(f"cctv bench on {os.cpu_count()} cores{' (quick)' if quick else ''}")
     with bench_stack(settings) as bench_settings:

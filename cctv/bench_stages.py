@@ -196,5 +196,5 @@ SECTIONS: list[tuple[str, Section]] = [
     ("ingest", bench_ingest),
     ("detector", bench_detector),
     ("evidence", bench_seal),
-    ("end to end", bench_end_to_end),
+    ("e2e", bench_end_to_end),
 ]

@@ -8,6 +8,7 @@ registry from ``CCTV_CAMERAS_FILE``, and SIGTERM stops it cleanly.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -131,7 +132,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from cctv.bench import run_bench
 
-    return run_bench(load_settings(args), quick=args.quick)
+    if args.log_level == "INFO":  # the workers' progress logs would bury the numbers
+        logging.getLogger().setLevel(logging.WARNING)
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    return run_bench(load_settings(args), quick=args.quick, only=only)
 
 
 # --------------------------------------------------------------------------- parser
@@ -163,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure throughput and latency on this machine")
     bench.add_argument("--quick", action="store_true", help="short runs (CI smoke)")
+    bench.add_argument("--only", help="comma-separated sections: broker,ingest,detector,evidence,e2e")
     bench.set_defaults(func=cmd_bench)
     return parser
 
