@@ -7,13 +7,11 @@ which the broker section does not need.
 from __future__ import annotations
 
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cctv.bench import Result, Section, percentile
-from cctv.config import Camera, CameraRegistry, DetectorSettings, Settings
-from cctv.contracts import FrameMessage
+from cctv.config import CameraRegistry, DetectorSettings, Settings
 
 BENCH_ZONE = [[0.30, 0.60], [0.70, 0.60], [0.70, 0.98], [0.30, 0.98]]
 
@@ -26,26 +24,6 @@ def _camera(camera_id: str, source: str, fps: float, dwell_s: float = 30.0) -> d
         "fps": fps,
         "zones": [{"id": "bench", "polygon": BENCH_ZONE, "rules": {"loitering": {"dwell_s": dwell_s}}}],
     }
-
-
-def sim_frames(camera: Camera, seconds: float) -> list[FrameMessage]:
-    """A simulated camera's frames with capture times on its own timeline (no real-time pacing)."""
-    from ingest.frames import build_frame_message
-    from ingest.sim import scene_from_url
-
-    scene = scene_from_url(camera.source)
-    start = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
-    stream = str(uuid.uuid4())
-    frames = []
-    for index in range(int(seconds * camera.fps)):
-        t = index / camera.fps
-        image, _ = scene.render(t, index)
-        frames.append(
-            build_frame_message(
-                camera, image, stream_id=stream, seq=index, capture_ts=start + timedelta(seconds=t)
-            )
-        )
-    return frames
 
 
 # --------------------------------------------------------------------------- ingest
@@ -69,6 +47,7 @@ def bench_detector(settings: Settings, quick: bool) -> list[Result]:
     from detector.backends.hog import HogBackend
     from detector.backends.yolo import YoloBackend
     from detector.pipeline import DetectorPipeline, FrameInput
+    from ingest.sim import scripted_frames
 
     seconds = 15.0 if quick else 40.0
     registry = CameraRegistry.model_validate(
@@ -80,7 +59,7 @@ def bench_detector(settings: Settings, quick: bool) -> list[Result]:
             ]
         }
     )
-    frames = [f for camera in registry.cameras for f in sim_frames(camera, seconds)]
+    frames = [f for camera in registry.cameras for f in scripted_frames(camera, seconds)]
     inputs = [FrameInput(frame, partition=0, offset=i) for i, frame in enumerate(frames)]
     results: list[Result] = []
 

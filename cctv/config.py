@@ -210,6 +210,15 @@ class DetectorSettings(Strict):
             "cost grows with the square), <1 downscales for close cameras (faster, misses small people)"
         ),
     )
+    camera_silence_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "close a camera's open incidents (and forget its state) when no frame of it has reached the "
+            "detector for this many seconds of the detector's clock: a stream that ended or a camera that "
+            "died mid-incident would otherwise leave the incident open and its evidence never sealed"
+        ),
+    )
 
 
 class EvidenceSettings(Strict):

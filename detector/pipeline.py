@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -87,6 +87,7 @@ class _Camera:
     tracker: CameraTracker
     rule: LoiteringRule
     zones: dict[str, Zone]
+    heard_at: float  # pipeline clock (monotonic seconds) when its latest frame arrived
     last: Detections | None = None
     last_position: FramePosition | None = None
 
@@ -110,8 +111,10 @@ class DetectorPipeline:
         settings: DetectorSettings,
         pre_roll_s: float,
         update_interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cameras = registry.by_id()
+        self.clock = clock  # only judges camera silence; everything else runs on capture time
         self.backend = backend
         self.batch_size = settings.batch_size
         self.pre_roll_s = pre_roll_s
@@ -157,6 +160,30 @@ class DetectorPipeline:
     def close_all(self, reason: str) -> list[IncidentMessage]:
         return self.close_cameras(list(self._state), reason)
 
+    def close_silent(self, silence_s: float, lagging: Collection[int] = ()) -> list[IncidentMessage]:
+        """Close the open incidents of cameras with no frame for ``silence_s`` (pipeline clock), and
+        forget those cameras; cameras on ``lagging`` partitions (records not yet consumed) are spared.
+
+        Why: every other close is judged on the camera's own frames, so when a stream ends or a camera
+        dies mid-incident nothing would ever close it and its evidence would never be sealed. The
+        CLOSED event is stamped with the camera's last frame (capture time, offset), so evidence reads
+        only frames that exist (its post-roll wait times out and it seals with those). A camera that
+        comes back starts afresh, like a camera seen for the first time. Why spare lagging partitions:
+        while the worker is behind, a camera's next frames may be waiting there unread (the consumer
+        drains partitions in turns), and a backlog is not a dead camera.
+        """
+        now = self.clock()
+        silent = [
+            cam
+            for cam, state in self._state.items()
+            if now - state.heard_at >= silence_s
+            and not (state.last_position is not None and state.last_position.partition in lagging)
+        ]
+        if not silent:
+            return []
+        log.info("cameras %s silent for %ss: closing their incidents", silent, f"{silence_s:g}")
+        return self.close_cameras(silent, f"camera silent for {silence_s:g}s")
+
     # ----------------------------------------------------------------- stages
 
     def _prepare(self, index: int, item: FrameInput, rejected: list[Rejected]) -> _Pending | None:
@@ -180,8 +207,10 @@ class DetectorPipeline:
                 tracker=CameraTracker(frame.fps),
                 rule=LoiteringRule(frame.camera_id, camera.zones, self.pre_roll_s, self.update_interval_s),
                 zones={z.id: z for z in camera.zones},
+                heard_at=self.clock(),
             )
             self._state[frame.camera_id] = state
+        state.heard_at = self.clock()
         empty = Detections(frame.camera_id, frame.seq, frame.capture_ts, width, height)
         position = FramePosition(frame.stream_id, frame.seq, item.partition, item.offset)
         return _Pending(index, item, image, position, empty)

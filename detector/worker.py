@@ -13,7 +13,13 @@ Delivery rules:
   are CLOSED ("detector stopped"): the evidence store seals an incident on its
   CLOSED event, and the next owner of the partition rebuilds its state from
   scratch, so an incident left open here would never be sealed. If the person is
-  still there, the new owner opens a new incident after a full dwell time.
+  still there, the new owner opens a new incident after a full dwell time;
+- a camera none of whose frames has arrived for ``camera_silence_s`` (the
+  worker's monotonic clock, checked on every pass of the poll loop, also when
+  polls return nothing) has its open incidents CLOSED ("camera silent for Ns")
+  and its state dropped: a stream that ended or a camera that died would
+  otherwise leave its incident open forever, never sealed. They are delivered
+  like any other incident before anything further is committed.
 """
 
 from __future__ import annotations
@@ -101,9 +107,11 @@ class DetectorWorker:
         sink: IncidentSink,
         dead_letters: DeadLetterSink,
         stop: threading.Event,
+        camera_silence_s: float,
     ) -> None:
         self.pipeline, self.consumer, self.sink = pipeline, consumer, sink
         self.dead_letters, self.stop = dead_letters, stop
+        self.camera_silence_s = camera_silence_s
 
     def run(self) -> None:
         last_stats = time.monotonic()
@@ -111,6 +119,8 @@ class DetectorWorker:
             records = list(poll_records(self.consumer, POLL_TIMEOUT_S))
             if records and not self.handle(records):
                 break  # stopping while the broker refused incidents: leave offsets uncommitted
+            if not self.close_silent_cameras():
+                break
             if time.monotonic() - last_stats >= STATS_EVERY_S:
                 log.info("detector stats: %s", self.pipeline.stats.line())
                 last_stats = time.monotonic()
@@ -119,6 +129,21 @@ class DetectorWorker:
             if self.sink.deliver(closing):
                 self.consumer.commit()
         log.info("detector stopped: %s", self.pipeline.stats.line())
+
+    def close_silent_cameras(self) -> bool:
+        """Close and deliver the incidents of cameras gone silent; False if stopped before delivery."""
+        closing = self.pipeline.close_silent(self.camera_silence_s, self.lagging_partitions())
+        return not closing or self.sink.deliver(closing)
+
+    def lagging_partitions(self) -> set[int]:
+        """Assigned partitions with records not yet consumed (or not yet known): their cameras may only
+        seem silent because the worker has not reached their frames."""
+        lagging = set()
+        for tp in self.consumer.assignment():
+            high, position = self.consumer.highwater(tp), self.consumer.position(tp, timeout_ms=100)
+            if high is None or position is None or position < high:
+                lagging.add(tp.partition)
+        return lagging
 
     def handle(self, records: list[ConsumerRecord]) -> bool:
         """Process one poll's records; commit once their incidents are durable. False if interrupted."""
@@ -155,7 +180,7 @@ def run_detector(settings: Settings, registry: CameraRegistry, stop: threading.E
     try:
         sink = IncidentSink(producer, settings.kafka.incidents_topic, stop)
         dead = DeadLetterSink(producer, settings.kafka.dead_letter_topic, name)
-        worker = DetectorWorker(pipeline, consumer, sink, dead, stop)
+        worker = DetectorWorker(pipeline, consumer, sink, dead, stop, settings.detector.camera_silence_s)
         consumer.subscribe([settings.kafka.frames_topic], listener=_Rebalance(worker))
         worker.run()
     finally:

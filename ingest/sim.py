@@ -35,13 +35,17 @@ import math
 import random
 import time
 import urllib.parse
+import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
 
+from cctv.config import Camera
+from cctv.contracts import FrameMessage
+from ingest.frames import build_frame_message
 from ingest.sim_assets import background, load_assets, scaled_sprite
 from ingest.sources import CapturedFrame, PersonBox
 
@@ -50,6 +54,7 @@ PERSON_HEIGHT_M = 1.75
 NOISE_SIGMA = 2.5
 NOISE_POOL = 6
 SCENES = ("loiterer", "walkers", "empty")
+SCRIPT_START = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -316,3 +321,22 @@ class SimSource:
 
     def close(self) -> None:
         self.scene_started_at = None
+
+
+def scripted_frames(camera: Camera, seconds: float, start: datetime = SCRIPT_START) -> list[FrameMessage]:
+    """A sim camera's first ``seconds`` of frames, capture times on the scene's own timeline from ``start``.
+
+    Not paced in real time (unlike :class:`SimSource`): for tests and benchmarks that need the same
+    frames, with known capture times, as fast as they can be rendered. Frame ``i`` is scene time
+    ``i / camera.fps``, so ``scene_from_url(camera.source).people_at(i / camera.fps)`` is its truth.
+    """
+    scene = scene_from_url(camera.source)
+    stream = str(uuid.uuid4())
+    frames = []
+    for index in range(int(seconds * camera.fps)):
+        t = index / camera.fps
+        image, _ = scene.render(t, index)
+        at = start + timedelta(seconds=t)
+        message = build_frame_message(camera, image, stream_id=stream, seq=index, capture_ts=at)
+        frames.append(message.model_copy(update={"ingest_ts": at}))  # stamped on the scene's timeline
+    return frames

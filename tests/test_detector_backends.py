@@ -1,4 +1,5 @@
-"""Detector backends on real images: HOG on a real photo, YOLO's code path without weights, weights checks."""
+"""Detector backends on real images: HOG on a real photo and on simulated frames with exact ground truth,
+YOLO's code path without weights, weights checks."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from cctv.config import DetectorSettings
 from detector.backends import BACKENDS, DetectorConfigError, HogBackend, YoloBackend, make_backend
 from detector.backends.hog import PERSON_IN_WINDOW, crop_regions, hog_confidence, person_extent
 from detector.backends.yolo import load_manifest
-from detector.scenes import background, bus_image_path, compose, person_cutout
+from ingest.sim import scene_from_url
+from ingest.sim_assets import asset_photo
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 BUS_PEOPLE = [(48, 398, 245, 903), (221, 405, 345, 857), (670, 380, 810, 875)]  # hand-labelled in bus.jpg
+# A person standing still in the bench area, ~190 px tall in 768x576 (HOG finds this figure reliably).
+STANDING = "sim://loiterer?dwell=30&start=0&seed=3"
+STANDING_T = 8.0
 
 
 def iou(a: np.ndarray | tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -29,9 +34,17 @@ def iou(a: np.ndarray | tuple[float, ...], b: tuple[float, ...]) -> float:
 
 @pytest.fixture(scope="module")
 def bus() -> np.ndarray:
-    image = cv2.imread(str(bus_image_path()))
+    image = cv2.imread(str(asset_photo("bus.jpg")))
     assert image is not None
     return image
+
+
+@pytest.fixture(scope="module")
+def standing() -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """A simulated frame and the ground-truth box of the one person in it."""
+    image, truth = scene_from_url(STANDING).render(STANDING_T, int(STANDING_T * 5))
+    (person,) = truth
+    return image, tuple(float(v) for v in person.box)  # type: ignore[return-value]
 
 
 def test_registry_lists_backends_and_refuses_unknown_names() -> None:
@@ -50,12 +63,16 @@ def test_hog_finds_a_person_in_a_real_photo(bus: np.ndarray) -> None:
     assert max(iou(box, person) for box in found.boxes for person in BUS_PEOPLE) > 0.4
 
 
-def test_hog_on_motion_crops_reports_boxes_in_frame_coordinates() -> None:
-    frame = compose(background(), person_cutout(), (0.6, 0.8))  # feet at (461, 461), 260 px tall
-    truth = (461 - 60, 461 - 250, 461 + 60, 461)
+def test_hog_on_motion_crops_reports_boxes_in_frame_coordinates(
+    standing: tuple[np.ndarray, tuple[float, float, float, float]],
+) -> None:
+    frame, truth = standing
+    x1, y1, x2, y2 = (round(v) for v in truth)
+    assert 150 <= y2 - y1 <= 225 and (x1, y1) != (0, 0)  # a whole person, well inside the frame
+    lower_body = ((x1 + x2) // 2 - 35, (y1 + y2) // 2, (x1 + x2) // 2 + 35, y2 - 1)
     backend = HogBackend(use_regions=True)
     (full,) = backend.detect_batch([frame], [None])
-    (cropped,) = backend.detect_batch([frame], [[(430, 330, 500, 460)]])  # motion at the lower body only
+    (cropped,) = backend.detect_batch([frame], [[lower_body]])  # motion at the lower body only
     (elsewhere,) = backend.detect_batch([frame], [[(20, 20, 90, 90)]])
     (nothing,) = backend.detect_batch([frame], [[]])
     assert len(nothing) == 0 and len(elsewhere) == 0  # nothing scanned where nobody is
@@ -63,31 +80,39 @@ def test_hog_on_motion_crops_reports_boxes_in_frame_coordinates() -> None:
     assert max(iou(box, truth) for box in cropped.boxes) > 0.4
 
 
-def small_person_frame(height: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """A real person ``height`` px tall (a wide street camera), feet at (384, 403), and their tight box."""
-    k = height / 260  # the cutout's person is 250 of its 260 px, ~120 px wide (see the test above)
-    return compose(background(), person_cutout(height), (0.5, 0.7)), (
-        384 - 60 * k,
-        403 - 250 * k,
-        384 + 60 * k,
-        403,
-    )
+def small_person_frame(
+    standing: tuple[np.ndarray, tuple[float, float, float, float]], height: int
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The simulated frame as a low-resolution camera sees it: the person ``height`` px tall; their box."""
+    frame, truth = standing
+    k = height / (truth[3] - truth[1])
+    small = cv2.resize(frame, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    return small, (truth[0] * k, truth[1] * k, truth[2] * k, truth[3] * k)
 
 
 @pytest.mark.parametrize("use_regions", [False, True])
-def test_hog_upscale_finds_people_smaller_than_its_window(use_regions: bool) -> None:
-    frame, truth = small_person_frame(75)  # HOG's window holds a ~96 px person: 75 px is too small
-    regions = [[(370, 360, 400, 403)]] if use_regions else None  # motion at the legs only
+def test_hog_upscale_finds_people_smaller_than_its_window(
+    standing: tuple[np.ndarray, tuple[float, float, float, float]], use_regions: bool
+) -> None:
+    frame, truth = small_person_frame(standing, 75)  # HOG's window holds a ~96 px person: 75 is too small
+    feet_x, feet_y = round((truth[0] + truth[2]) / 2), round(truth[3])
+    regions = [[(feet_x - 15, feet_y - 43, feet_x + 15, feet_y)]] if use_regions else None  # the legs only
     (native,) = HogBackend(scale=1.0, use_regions=use_regions).detect_batch([frame], regions)
     assert (native.confidences < 0.6).all()  # nothing, or (in a crop) a weak hit with a too-tall window
     for scale in (1.5, 2.0):
         backend = make_backend(DetectorSettings(backend="hog", hog_scale=scale, hog_motion_crops=use_regions))
         assert backend.info.thresholds["scale"] == scale
         (found,) = backend.detect_batch([frame], regions)
-        assert len(found) == 1, (scale, found.boxes)
-        assert found.confidences[0] > 0.8
-        assert iou(found.boxes[0], truth) > 0.5  # the person's extent, not the detection window
-        assert abs(found.boxes[0][3] - truth[3]) < 8  # the feet, which zone membership is tested on
+        # The street photo's clutter can give HOG a weak window elsewhere in the full frame (measured:
+        # one at 0.4-0.5 at scale 2), so "exactly one" is asserted on the person, and overall in crops.
+        on_person = [i for i, box in enumerate(found.boxes) if iou(box, truth) > 0]
+        assert len(on_person) == 1, (scale, found.boxes)
+        if use_regions:
+            assert len(found) == 1, (scale, found.boxes)
+        best = on_person[0]
+        assert found.confidences[best] > 0.8
+        assert iou(found.boxes[best], truth) > 0.5  # the person's extent, not the detection window
+        assert abs(found.boxes[best][3] - truth[3]) < 8  # the feet, which zone membership is tested on
 
 
 def test_person_extent_is_the_training_geometry_inside_the_window() -> None:

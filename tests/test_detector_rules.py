@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
@@ -309,3 +310,79 @@ def test_tracker_retires_lost_tracks_by_capture_time() -> None:
     assert tracker.alive  # lost, within the buffer
     tracker.update(untracked(30, []))  # 4.8 s later, skipped frames count as elapsed
     assert not tracker.alive
+
+
+# --------------------------------------------------------------------------- relinking track fragments
+
+SPOT = (0.5, 0.6)  # where the lost occupant was last seen inside SQUARE
+
+
+def walk_up(start_frame: int, frames: int) -> list[tuple[float, float]]:
+    """From below the zone, (0.5, 0.95), straight up to SPOT over ``frames`` frames."""
+    return [(0.5, 0.95 - (0.95 - SPOT[1]) * i / (frames - 1)) for i in range(frames)]
+
+
+@pytest.mark.parametrize(
+    "passer_from", [12, 4], ids=["appears-after-occupant-lost", "seen-alongside-occupant"]
+)
+def test_passer_by_walking_up_to_a_lost_occupants_spot_does_not_inherit_the_clock(passer_from: int) -> None:
+    # Occupant 1 stands at SPOT for 2 s (frames 0-9) and is lost. Track 7 begins below the zone (far
+    # from SPOT), waits there until frame 14 and then walks up to SPOT. Its first frame inside the zone
+    # is well within reentry_radius of SPOT: matching by current position would hand it the clock.
+    path = walk_up(14, 10)
+    script: list[dict[int, tuple[float, float]]] = []
+    for i in range(14 + len(path) + 40):
+        people: dict[int, tuple[float, float]] = {1: SPOT} if i < 10 else {}
+        if i >= passer_from:
+            people[7] = path[min(max(i - 14, 0), len(path) - 1)]
+        script.append(people)
+    first_inside = next(i for i, p in enumerate(script) if 7 in p and point_in_polygon(p[7], SQUARE))
+    x, y = script[first_inside][7]
+    assert math.hypot((x - SPOT[0]) * W, (y - SPOT[1]) * H) < 0.1 * math.hypot(W, H)  # near enough
+    opened = of(run(make_rule(), script), IncidentEvent.OPENED)
+    assert [(i, e.track_ids) for i, e in opened] == [(first_inside + 20, (7,))]  # a full 4 s of its own
+    assert opened[0][1].started_at == at(first_inside)
+
+
+@pytest.mark.parametrize(
+    ("resumes_at", "threshold_frame"),
+    [
+        (10, 20),  # no gap: the clock runs on as if the track had never broken
+        (12, 23),  # 1.8 s before the break (frames 0-9) + 2.2 s from the fragment's second frame on
+        (20, 31),
+    ],
+)
+def test_track_fragment_beginning_at_the_spot_keeps_the_clock(resumes_at: int, threshold_frame: int) -> None:
+    # The tracker loses occupant 1 after frame 9 and finds them again as track 7, a pixel or two away.
+    script: list[dict[int, tuple[float, float]]] = (
+        [{1: SPOT}] * 10 + [{}] * (resumes_at - 10) + [{7: (SPOT[0] + 0.003, SPOT[1])}] * 40
+    )
+    opened = of(run(make_rule(), script), IncidentEvent.OPENED)
+    assert [(i, e.track_ids) for i, e in opened] == [(threshold_frame, (7,))]  # time away does not count
+    assert opened[0][1].started_at == T0
+    assert opened[0][1].dwell_s == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize(
+    ("lost_last", "new_at", "inherited_start"),
+    [
+        # occupant 2 (entered frame 3, at x 0.56) lost last; the new track begins nearer occupant 1
+        (2, (0.49, 0.6), 3),
+        # occupant 1 (entered frame 0, at x 0.48) lost last; the new track begins nearer occupant 2
+        (1, (0.55, 0.6), 0),
+    ],
+)
+def test_two_lost_occupants_near_the_spot_the_most_recently_lost_is_taken(
+    lost_last: int, new_at: tuple[float, float], inherited_start: int
+) -> None:
+    spots = {1: (0.48, 0.6), 2: (0.56, 0.6)}
+    first = {1: 0, 2: 3}
+    script: list[dict[int, tuple[float, float]]] = []
+    for i in range(16 + 40):
+        people = {p: spots[p] for p in (1, 2) if first[p] <= i < (15 if p == lost_last else 10)}
+        if i >= 16:
+            people[7] = new_at
+        script.append(people)
+    opened = of(run(make_rule(), script), IncidentEvent.OPENED)
+    assert [e.track_ids for _, e in opened] == [(7,)]
+    assert opened[0][1].started_at == at(inherited_start)
