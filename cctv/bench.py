@@ -22,10 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from cctv.bus import ensure_topics, make_consumer, make_producer, require_crc32c
-from cctv.config import KafkaSettings, S3Settings, Settings
+from cctv.config import Settings
 from cctv.stack import LocalStack
 
 BENCH_PORT_OFFSET = 600
@@ -63,29 +61,16 @@ def bench_stack(settings: Settings) -> Iterator[Settings]:
         )
         stack.up()
         try:
-            suffix = uuid.uuid4().hex[:6]
-            yield settings.model_copy(
+            base = settings.model_copy(
                 update={
                     "data_dir": Path(tmp),
-                    "kafka": KafkaSettings(
-                        bootstrap_servers=stack.kafka_bootstrap,
-                        frames_topic=f"bench{suffix}.frames",
-                        incidents_topic=f"bench{suffix}.incidents",
-                        evidence_topic=f"bench{suffix}.evidence",
-                        status_topic=f"bench{suffix}.status",
-                        dead_letter_topic=f"bench{suffix}.dlq",
-                        frames_partitions=4,
-                        session_timeout_ms=6000,
+                    "kafka": settings.kafka.model_copy(
+                        update={"frames_partitions": 4, "session_timeout_ms": 6000}
                     ),
-                    "s3": S3Settings(
-                        endpoint=stack.s3_endpoint,
-                        access_key="bench",
-                        secret_key=SecretStr("bench-secret"),
-                        evidence_bucket=f"bench-{suffix}",
-                        retention_days=1,
-                    ),
+                    "s3": settings.s3.model_copy(update={"retention_days": 1}),
                 }
             )
+            yield stack.settings_for(base, f"bench{uuid.uuid4().hex[:6]}")
         finally:
             stack.down()
 

@@ -25,7 +25,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cctv.config import StackPorts
+from pydantic import SecretStr
+
+from cctv.config import Settings, StackPorts
 
 LOOPBACK = "127.0.0.1"
 TANSU_BUCKET = "tansu"
@@ -93,6 +95,35 @@ class LocalStack:
     @property
     def kafka_bootstrap(self) -> str:
         return f"{LOOPBACK}:{self.ports.kafka}"
+
+    def settings_for(self, base: Settings, name: str) -> Settings:
+        """``base`` pointed at this stack, with topics and a bucket of its own.
+
+        Tests and benchmarks share one stack; a private name per run keeps their
+        topics, consumer offsets and evidence apart.
+        """
+        return base.model_copy(
+            update={
+                "kafka": base.kafka.model_copy(
+                    update={
+                        "bootstrap_servers": self.kafka_bootstrap,
+                        "frames_topic": f"{name}.frames",
+                        "incidents_topic": f"{name}.incidents",
+                        "evidence_topic": f"{name}.evidence",
+                        "status_topic": f"{name}.camera-status",
+                        "dead_letter_topic": f"{name}.dead-letter",
+                    }
+                ),
+                "s3": base.s3.model_copy(
+                    update={
+                        "endpoint": self.s3_endpoint,
+                        "access_key": self.access_key,
+                        "secret_key": SecretStr(self.secret_key),
+                        "evidence_bucket": f"evidence-{name}",
+                    }
+                ),
+            }
+        )
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -56,26 +56,12 @@ def unique() -> str:
 @pytest.fixture
 def settings(stack: LocalStack, unique: str, tmp_path: Path) -> Settings:
     """Settings pointing at the session stack, with topics, groups and bucket private to this test."""
-    return Settings(
+    base = Settings(
         data_dir=tmp_path,
-        kafka=KafkaSettings(
-            bootstrap_servers=stack.kafka_bootstrap,
-            frames_topic=f"t{unique}.frames",
-            incidents_topic=f"t{unique}.incidents",
-            evidence_topic=f"t{unique}.evidence",
-            status_topic=f"t{unique}.camera-status",
-            dead_letter_topic=f"t{unique}.dead-letter",
-            frames_partitions=2,
-            session_timeout_ms=6000,
-        ),
-        s3=S3Settings(
-            endpoint=stack.s3_endpoint,
-            access_key=ACCESS_KEY,
-            secret_key=SECRET_KEY,
-            evidence_bucket=f"evidence-{unique}",
-            retention_days=1,
-        ),
+        kafka=KafkaSettings(frames_partitions=2, session_timeout_ms=6000),
+        s3=S3Settings(retention_days=1),
     )
+    return stack.settings_for(base, f"t{unique}")
 
 
 @pytest.fixture(scope="session")
