@@ -19,11 +19,13 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
+import yaml
+from pydantic import ValidationError
 
-from cctv.config import CameraRegistry, Settings
+from cctv.config import CameraRegistry, ConfigError, Settings, describe_validation_error
 from cctv.stack import LocalStack
 
 WORKERS = ("api", "ingest", "detect", "evidence")
@@ -32,12 +34,25 @@ DEMO_CAMERAS = "demo_cameras.yaml"
 
 
 def demo_cameras_file(settings: Settings) -> Path:
-    """The user's registry if there is one, else the packaged simulated cameras."""
+    """The packaged simulated cameras plus the user's own cameras (``cameras_file``), if any.
+
+    Written to the data dir so every worker process reads the same registry;
+    a camera id used twice is refused with the id named.
+    """
+    simulated = yaml.safe_load(resources.files("cctv").joinpath(DEMO_CAMERAS).read_text())["cameras"]
+    own: list[dict[str, Any]] = []
     if settings.cameras_file.exists():
-        return settings.cameras_file
+        own = [c.model_dump(mode="json") for c in CameraRegistry.load(settings.cameras_file).cameras]
+    merged = {"cameras": simulated + own}
+    try:
+        CameraRegistry.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{settings.cameras_file} + simulated cameras: {describe_validation_error(exc)}"
+        ) from exc
     target = settings.data_dir / DEMO_CAMERAS
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(resources.files("cctv").joinpath(DEMO_CAMERAS).read_text())
+    target.write_text(yaml.safe_dump(merged, sort_keys=False))
     return target
 
 
