@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +22,7 @@ from kafka.errors import TopicAlreadyExistsError
 from kafka.record import util as record_util
 
 from cctv.config import KafkaSettings
-from cctv.contracts import DeadLetter, Headers, TopicMessage, encode
+from cctv.contracts import DeadLetter, FrameMessage, Headers, IncidentMessage, TopicMessage, encode
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,28 @@ def ensure_topics(settings: KafkaSettings, partitions: dict[str, int] | None = N
         admin.close()
 
 
-def send(producer: KafkaProducer, topic: str, key: str, message: TopicMessage) -> Any:
+def send(
+    producer: KafkaProducer, topic: str, key: str, message: TopicMessage, partition: int | None = None
+) -> Any:
     """Produce one contract message; returns the kafka-python future."""
     value, headers = encode(message)
-    return producer.send(topic, key=key.encode(), value=value, headers=headers)
+    return producer.send(topic, key=key.encode(), value=value, headers=headers, partition=partition)
+
+
+def send_all(
+    producer: KafkaProducer,
+    topic: str,
+    messages: Sequence[FrameMessage | IncidentMessage],
+    partition: int | None = None,
+) -> list[int]:
+    """Produce messages keyed by their camera and wait until the broker has acknowledged every one.
+
+    Returns their offsets; raises if any was not written, so a caller can
+    retry before committing what it consumed.
+    """
+    futures = [send(producer, topic, m.camera_id, m, partition) for m in messages]
+    producer.flush(timeout=30)
+    return [future.get(timeout=10).offset for future in futures]
 
 
 @dataclass(frozen=True)

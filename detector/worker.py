@@ -38,7 +38,7 @@ from cctv.bus import (
     make_consumer,
     make_producer,
     poll_records,
-    send,
+    send_all,
     worker_name,
 )
 from cctv.config import CameraRegistry, Settings
@@ -63,16 +63,12 @@ class IncidentSink:
     def deliver(self, incidents: Sequence[IncidentMessage]) -> bool:
         """True once every incident is acknowledged; False if asked to stop before that."""
 
-        def send_all() -> bool:
-            futures = [send(self.producer, self.topic, i.camera_id, i) for i in incidents]
-            self.producer.flush(timeout=30)
-            for future in futures:
-                future.get(timeout=1)
-            return True
-
         # Broker down or timing out: retry, never commit past undelivered incidents.
         delivered = retry_until_stopped(
-            send_all, self.stop, f"delivering {len(incidents)} incidents", backoff=Backoff(0.5, MAX_BACKOFF_S)
+            lambda: send_all(self.producer, self.topic, incidents),
+            self.stop,
+            f"delivering {len(incidents)} incidents",
+            backoff=Backoff(0.5, MAX_BACKOFF_S),
         )
         return delivered is not None
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from cctv.bus import ensure_topics, make_consumer, make_producer
+from cctv.bus import ensure_topics, make_consumer, make_producer, send_all
 from cctv.config import CameraRegistry, Settings
 from cctv.contracts import (
     DetectorInfo,
@@ -28,7 +28,6 @@ from cctv.contracts import (
     FrameSpan,
     IncidentEvent,
     IncidentMessage,
-    encode,
     sha256_hex,
 )
 from cctv.objectstore import make_client
@@ -118,20 +117,7 @@ def bench_evidence(settings: Settings, frame_count: int = 100) -> list[Figure]:
         for f in pair
     ]
     producer = make_producer(settings.kafka, "bench-evidence")
-    futures = []
-    for frame in frames:
-        value, headers = encode(frame)
-        futures.append(
-            producer.send(
-                settings.kafka.frames_topic,
-                key=frame.camera_id.encode(),
-                value=value,
-                headers=headers,
-                partition=0,
-            )
-        )
-    producer.flush(timeout=60)
-    offsets = [f.get(timeout=10).offset for f in futures]
+    offsets = send_all(producer, settings.kafka.frames_topic, frames, partition=0)
     producer.close()
     end = t0 + timedelta(seconds=(frame_count - 1) / FPS)
     incident = IncidentMessage(

@@ -30,7 +30,7 @@ from minio.commonconfig import COMPLIANCE
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
-from cctv.bus import ensure_topics, make_consumer, make_producer, send
+from cctv.bus import ensure_topics, make_consumer, make_producer, send, send_all
 from cctv.config import Camera, CameraRegistry, EvidenceSettings, Settings
 from cctv.contracts import (
     ArtifactKind,
@@ -42,7 +42,6 @@ from cctv.contracts import (
     IncidentEvent,
     IncidentMessage,
     decode,
-    encode,
     sha256_hex,
 )
 from cctv.objectstore import make_client
@@ -91,20 +90,7 @@ def produce_frames(settings: Settings, frames: list[FrameMessage], partition: in
     """Produce to one partition (both cameras share it, as two keys can in production); the offsets."""
     producer = make_producer(settings.kafka, "test-frames")
     try:
-        futures = []
-        for frame in frames:
-            value, headers = encode(frame)
-            futures.append(
-                producer.send(
-                    settings.kafka.frames_topic,
-                    key=frame.camera_id.encode(),
-                    value=value,
-                    headers=headers,
-                    partition=partition,
-                )
-            )
-        producer.flush(timeout=30)
-        return [f.get(timeout=10).offset for f in futures]
+        return send_all(producer, settings.kafka.frames_topic, frames, partition)
     finally:
         producer.close(timeout=10)
 
