@@ -228,7 +228,26 @@ class EvidenceSettings(Strict):
         default=30.0, gt=0, description="seal with what exists if post-roll frames do not arrive by then"
     )
     signing_key_path: Path = Field(default=Path("var/keys/evidence-signing.key"), description="Ed25519 key")
+    retired_public_keys: tuple[str, ...] = Field(
+        default=(),
+        description="public keys (base64 or hex) of retired signing keys: still served so old items verify",
+    )
     group_id: str = Field(default="cctv-evidence", description="Kafka consumer group")
+    tsa_url: str | None = Field(
+        default=None,
+        description="RFC 3161 time-stamping authority URL; when set each manifest gets a timestamp token",
+    )
+    tsa_ca_path: Path | None = Field(
+        default=None,
+        description="PEM certificate(s) of the TSA's issuing CA, copied into export bundles for verification",
+    )
+    tsa_timeout_s: float = Field(default=10.0, gt=0, description="TSA request timeout")
+    checkpoint_retention_days: int = Field(
+        default=2557, ge=1, description="COMPLIANCE retention of custody-log checkpoints (default 7 years)"
+    )
+    export_retention_days: int = Field(
+        default=31, ge=1, description="COMPLIANCE retention of stored export bundles"
+    )
 
 
 class ApiSettings(Strict):
@@ -243,6 +262,14 @@ class ApiSettings(Strict):
         default=10.0,
         gt=0,
         description="ingest heartbeat period; no heartbeat for 3x this marks a camera stale",
+    )
+    custody_checkpoint_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="how often the API writes a signed checkpoint of all custody chain heads (WORM bucket)",
+    )
+    share_max_hours: float = Field(
+        default=168.0, gt=0, description="longest lifetime of a share link for an external recipient"
     )
 
 

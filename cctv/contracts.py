@@ -179,6 +179,7 @@ class ArtifactKind(StrEnum):
     WORKING_COPY = "working_copy"
     MANIFEST = "manifest"
     SIGNATURE = "signature"
+    TIMESTAMP = "timestamp"  # RFC 3161 token over the manifest's SHA-256
 
 
 class StoredArtifact(BaseModel):
