@@ -50,12 +50,15 @@ ARTIFACT_NAMES: dict[ArtifactKind, str] = {
     ArtifactKind.WORKING_COPY: "working.mp4",
     ArtifactKind.MANIFEST: "manifest.json",
     ArtifactKind.SIGNATURE: "manifest.sig.json",
+    ArtifactKind.TIMESTAMP: "manifest.tsr",
 }
 CONTENT_TYPES: dict[ArtifactKind, str] = {
     ArtifactKind.MASTER: "application/x-tar",
     ArtifactKind.WORKING_COPY: "video/mp4",
     ArtifactKind.MANIFEST: "application/json",
     ArtifactKind.SIGNATURE: "application/json",
+    # The token is a CMS SignedData ContentInfo (RFC 3161 section 2.4.2); no narrower type is registered.
+    ArtifactKind.TIMESTAMP: "application/pkcs7-mime",
 }
 
 X264_OPTIONS = {"crf": "23", "preset": "veryfast", "threads": "2"}  # fixed threads: reproducible output

@@ -2,7 +2,9 @@
 
 Layout: ``incidents/<camera_id>/<YYYY>/<MM>/<DD>/<incident_id>/`` (date of the
 incident's start, UTC, so the prefix is known before anything is built) with
-``master.tar``, ``working.mp4``, ``manifest.sig.json`` and ``manifest.json``.
+``master.tar``, ``working.mp4``, ``manifest.sig.json``, ``manifest.tsr`` (the RFC 3161
+timestamp token over the manifest's SHA-256, when a TSA is configured and
+answered) and ``manifest.json``.
 
 Why this order: the manifest is written last and is the commit marker. If a
 worker dies halfway, the incident is redelivered, no manifest exists yet, and
@@ -34,6 +36,7 @@ from cctv.config import S3Settings
 from cctv.contracts import ArtifactKind, EvidenceSealed, IncidentMessage, StoredArtifact, sha256_hex
 from cctv.objectstore import ensure_evidence_bucket
 from evidence_store.package import ARTIFACT_NAMES, CONTENT_TYPES, EvidencePackage
+from evidence_store.timestamp import token_covers
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ ARTIFACT_ORDER = (
     ArtifactKind.WORKING_COPY,
     ArtifactKind.MANIFEST,
     ArtifactKind.SIGNATURE,
+    ArtifactKind.TIMESTAMP,
 )
 
 
@@ -106,14 +110,23 @@ class EvidenceStore:
 
     # ------------------------------------------------------------------ write
 
-    def write(self, incident: IncidentMessage, package: EvidencePackage, signature: bytes) -> EvidenceSealed:
+    def write(
+        self,
+        incident: IncidentMessage,
+        package: EvidencePackage,
+        signature: bytes,
+        timestamp_token: bytes | None = None,
+    ) -> EvidenceSealed:
         document = package.manifest_document
         retain_until = datetime.fromisoformat(document["retention"]["retain_until"])
         prefix = incident_prefix(incident)
         blobs: list[tuple[ArtifactKind, bytes]] = [(ArtifactKind.MASTER, package.master)]
         if package.working_copy is not None:
             blobs.append((ArtifactKind.WORKING_COPY, package.working_copy.data))
-        blobs += [(ArtifactKind.SIGNATURE, signature), (ArtifactKind.MANIFEST, package.manifest)]
+        blobs.append((ArtifactKind.SIGNATURE, signature))
+        if timestamp_token is not None:
+            blobs.append((ArtifactKind.TIMESTAMP, timestamp_token))
+        blobs.append((ArtifactKind.MANIFEST, package.manifest))  # last: the sealed marker
         stored = [
             self._put(kind, f"{prefix}/{ARTIFACT_NAMES[kind]}", data, retain_until) for kind, data in blobs
         ]
@@ -212,6 +225,13 @@ class EvidenceStore:
                 break
         if key_id is None:
             raise EvidenceStoreError(f"{self.bucket}/{manifest_key}: no stored signature for this manifest")
+        timestamp_key = f"{prefix}/{ARTIFACT_NAMES[ArtifactKind.TIMESTAMP]}"
+        for version in reversed(self._versions(timestamp_key)):
+            token = self._read(timestamp_key, version.version_id)
+            if token_covers(token, manifest_sha):
+                found = self._artifact(ArtifactKind.TIMESTAMP, timestamp_key, version.version_id, token)
+                stored.append(found)
+                break
         for kind, entry in (
             (ArtifactKind.MASTER, document["artifacts"]["master"]),
             (ArtifactKind.WORKING_COPY, document["artifacts"]["working_copy"]),

@@ -176,6 +176,14 @@ def verify_token(token: bytes, sha256_hex: str, trusted_ca_pem: bytes | None) ->
     return TimestampVerification(not problems, gen_time, tsa_name, serial, policy, tuple(problems))
 
 
+def token_covers(token: bytes, sha256_hex: str) -> bool:
+    """Whether ``token`` parses and its imprint is ``sha256_hex`` (no signature check: for lookups only)."""
+    try:
+        return _imprint_problem(_tst_info(cms.ContentInfo.load(token, strict=True)), sha256_hex) is None
+    except Exception:  # asn1crypto raises many types on malformed input; any of them means "no"
+        return False
+
+
 def _tst_info(info: cms.ContentInfo) -> tsp.TSTInfo:
     if info["content_type"].native != "signed_data":
         raise ValueError(f"content type is {info['content_type'].native}, not CMS SignedData")

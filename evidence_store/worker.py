@@ -47,6 +47,7 @@ from cctv.runtime import Backoff, retry_until_stopped
 from evidence_store.package import CameraInfo, build_package
 from evidence_store.signing import ManifestSigner, load_signer
 from evidence_store.store import EvidenceStore, retain_until_for
+from evidence_store.timestamp import TimestampError, request_token
 from evidence_store.window import WindowReader
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,23 @@ class EvidenceSealer:
             return CameraInfo(camera_id, camera_id, "", in_registry=False)
         return CameraInfo(camera_id, camera.name, camera.location, in_registry=True)
 
+    def timestamp(self, manifest_sha256: str) -> bytes | None:
+        """An RFC 3161 token over the manifest from the configured TSA, or None.
+
+        Why a TSA failure does not stop sealing: the token is optional evidence of
+        *when*; holding back the evidence itself (and the partition behind it)
+        while a third-party service is down would risk losing far more. The gap
+        is logged as an error and visible: the item has no timestamp artifact.
+        """
+        url = self.settings.evidence.tsa_url
+        if url is None:
+            return None
+        try:
+            return request_token(url, manifest_sha256, self.settings.evidence.tsa_timeout_s)
+        except TimestampError as exc:
+            log.error("manifest %s sealed WITHOUT a trusted timestamp: %s", manifest_sha256, exc)
+            return None
+
     def check_sealable(self, incident: IncidentMessage) -> None:
         partitions = self.reader.consumer.partitions_for_topic(self.reader.topic)
         if partitions is not None and incident.frames.partition not in partitions:
@@ -114,14 +132,15 @@ class EvidenceSealer:
         )
         built = time.perf_counter()
         signature = self.signer.sign(package.manifest)
+        token = self.timestamp(package.manifest_sha256)
         signed = time.perf_counter()
-        sealed = self.store.write(incident, package, signature)
+        sealed = self.store.write(incident, package, signature, token)
         stored = time.perf_counter()
         self.last_timings = {
             "lookup_s": looked_up - started,
             "read_window_s": read - looked_up,
             "build_s": built - read,
-            "sign_s": signed - built,
+            "sign_s": signed - built,  # includes the TSA round trip when one is configured
             "store_s": stored - signed,
             "total_s": stored - started,
         }

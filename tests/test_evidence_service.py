@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 import threading
 import time
@@ -42,9 +43,11 @@ from cctv.contracts import (
     decode,
     sha256_hex,
 )
+from cctv.local_tsa import LocalTsa
 from cctv.objectstore import make_client
 from evidence_store.signing import load_signer, verify_manifest
 from evidence_store.store import incident_prefix
+from evidence_store.timestamp import verify_token
 from evidence_store.window import WindowReader
 from evidence_store.worker import EvidenceSealer, run_evidence
 
@@ -422,3 +425,54 @@ def test_store_failure_is_retried_without_committing_until_the_incident_is_seale
         worker.join(timeout=30)
         admin.close()
     assert minio.get_object_lock_config(bucket).mode == COMPLIANCE
+
+
+# --------------------------------------------------------------------------- RFC 3161 timestamps
+
+
+@pytest.fixture(scope="module")
+def local_tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTsa]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed: the local TSA runs `openssl ts -reply`")
+    with LocalTsa(tmp_path_factory.mktemp("tsa")) as tsa:
+        yield tsa
+
+
+def sealer_with_tsa(sealer: EvidenceSealer, tsa_url: str) -> EvidenceSealer:
+    evidence = sealer.settings.evidence.model_copy(update={"tsa_url": tsa_url, "tsa_timeout_s": 3.0})
+    sealer.settings = sealer.settings.model_copy(update={"evidence": evidence})
+    return sealer
+
+
+def test_manifest_gets_a_trusted_timestamp_that_survives_a_redelivery(
+    sealer: EvidenceSealer, minio: Minio, local_tsa: LocalTsa
+) -> None:
+    sealer = sealer_with_tsa(sealer, local_tsa.url)
+    scenario = interleaved_scenario(sealer.settings, count=20)
+    before = datetime.now(UTC)
+    sealed = sealer.seal(scenario.incident)
+    token_artifact = artifacts_of(sealed)[ArtifactKind.TIMESTAMP]
+    assert token_artifact.key.endswith("/manifest.tsr")
+    token = read_object(minio, sealed.bucket, token_artifact.key, token_artifact.version_id)
+    assert sha256_hex(token) == token_artifact.sha256
+    check = verify_token(token, sealed.manifest_sha256, local_tsa.ca_pem_path.read_bytes())
+    assert check.ok, check.problems
+    assert check.gen_time is not None and before - timedelta(seconds=5) <= check.gen_time <= datetime.now(UTC)
+    # Written before the manifest (the sealed marker) and locked like every other artifact.
+    retention = minio.get_object_retention(
+        sealed.bucket, token_artifact.key, version_id=token_artifact.version_id
+    )
+    assert retention is not None and retention.mode == COMPLIANCE
+    # A redelivered incident finds the same evidence, token included, and writes nothing new.
+    assert sealer.seal(scenario.incident) == sealed
+
+
+def test_an_unreachable_tsa_leaves_the_evidence_sealed_without_a_token(
+    sealer: EvidenceSealer, minio: Minio, caplog: pytest.LogCaptureFixture
+) -> None:
+    sealer = sealer_with_tsa(sealer, "http://127.0.0.1:9/tsa")  # discard port: nothing listens
+    scenario = interleaved_scenario(sealer.settings, count=20)
+    sealed = sealer.seal(scenario.incident)
+    assert ArtifactKind.TIMESTAMP not in artifacts_of(sealed)
+    assert {ArtifactKind.MASTER, ArtifactKind.MANIFEST, ArtifactKind.SIGNATURE} <= set(artifacts_of(sealed))
+    assert any("WITHOUT a trusted timestamp" in r.getMessage() for r in caplog.records)
