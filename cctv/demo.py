@@ -26,6 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from cctv.config import CameraRegistry, ConfigError, Settings, describe_validation_error
+from cctv.local_tsa import LocalTsa, LocalTsaError
 from cctv.stack import LocalStack
 
 WORKERS = ("api", "ingest", "detect", "evidence")
@@ -126,6 +127,7 @@ def run_demo(settings: Settings, stop: threading.Event, run_for_s: float | None 
     cameras_file = demo_cameras_file(settings)
     registry = CameraRegistry.load(cameras_file)
     env = worker_env(settings, stack, cameras_file)
+    tsa = _start_local_tsa(settings, env)
     supervisor = Supervisor(settings.data_dir / "logs", env)
     api_url = f"http://{settings.api.host}:{settings.api.port}"
     try:
@@ -136,9 +138,29 @@ def run_demo(settings: Settings, stop: threading.Event, run_for_s: float | None 
     finally:
         print("stopping workers ...", flush=True)
         supervisor.stop()
+        if tsa is not None:
+            tsa.stop()
         print("stopping local stack ...", flush=True)
         stack.down()
         print("stopped; data kept in", settings.data_dir.resolve(), flush=True)
+
+
+def _start_local_tsa(settings: Settings, env: dict[str, str]) -> LocalTsa | None:
+    """A local RFC 3161 TSA (``openssl ts``) so demo evidence carries timestamp tokens like production's.
+
+    Skipped when a TSA is configured already, or when openssl is missing (the
+    evidence is then sealed without tokens, which the banner says).
+    """
+    if "CCTV_EVIDENCE__TSA_URL" in env:
+        return None
+    try:
+        tsa = LocalTsa(settings.data_dir.resolve() / "tsa").start()
+    except LocalTsaError as exc:
+        print(f"no local TSA ({exc}): evidence is sealed without timestamp tokens", flush=True)
+        return None
+    env["CCTV_EVIDENCE__TSA_URL"] = tsa.url
+    env["CCTV_EVIDENCE__TSA_CA_PATH"] = str(tsa.ca_pem_path)
+    return tsa
 
 
 def _print_banner(
@@ -155,6 +177,7 @@ def _print_banner(
         f"  S3 store   http://{stack.s3_endpoint}  bucket {settings.s3.evidence_bucket} (Object Lock)",
         f"  database   {database}",
         f"  cameras    {env['CCTV_CAMERAS_FILE']}",
+        f"  TSA        {env.get('CCTV_EVIDENCE__TSA_URL', 'none (no timestamp tokens)')}  (RFC 3161)",
     ]
     lines += [f"    - {c.id}: {c.name} <- {c.source.split('?')[0]}" for c in registry.cameras if c.enabled]
     lines += [f"  logs       {(settings.data_dir / 'logs').resolve()}", "  Ctrl-C stops everything.", ""]

@@ -85,6 +85,7 @@ def test_demo_runs_every_worker_stops_on_ctrl_c_and_reuses_its_data(tmp_path: Pa
     assert {c["id"] for c in cameras} == {"cam-01", "cam-02", "cam-03", "own-cam"}
     assert "CCTV incident pipeline: running" in output
     assert f"http://127.0.0.1:{API_PORT}" in output
+    assert "TSA        http://127.0.0.1:" in output  # the local RFC 3161 TSA timestamps demo evidence
     assert "stopped; data kept in" in output
 
     logs = tmp_path / "var" / "logs"
