@@ -180,6 +180,10 @@ class ArtifactKind(StrEnum):
     MANIFEST = "manifest"
     SIGNATURE = "signature"
     TIMESTAMP = "timestamp"  # RFC 3161 token over the manifest's SHA-256
+    # Derivatives made later (never part of the sealed item): a redacted MP4 and its signed record.
+    REDACTED_COPY = "redacted_copy"
+    REDACTION_RECORD = "redaction_record"
+    REDACTION_SIGNATURE = "redaction_signature"
 
 
 class StoredArtifact(BaseModel):

@@ -128,7 +128,8 @@ class EvidenceStore:
             blobs.append((ArtifactKind.TIMESTAMP, timestamp_token))
         blobs.append((ArtifactKind.MANIFEST, package.manifest))  # last: the sealed marker
         stored = [
-            self._put(kind, f"{prefix}/{ARTIFACT_NAMES[kind]}", data, retain_until) for kind, data in blobs
+            self.put_locked(kind, f"{prefix}/{ARTIFACT_NAMES[kind]}", data, retain_until)
+            for kind, data in blobs
         ]
         key_id = json.loads(signature)["key_id"]
         log.info(
@@ -136,7 +137,8 @@ class EvidenceStore:
         )
         return sealed_message(document, package.manifest_sha256, stored, self.bucket, key_id)
 
-    def _put(self, kind: ArtifactKind, key: str, data: bytes, retain_until: datetime) -> StoredArtifact:
+    def put_locked(self, kind: ArtifactKind, key: str, data: bytes, retain_until: datetime) -> StoredArtifact:
+        """Put one object, COMPLIANCE-locked, with its SHA-256; then read the version back to check it."""
         digest = sha256_hex(data)
         result = self.client.put_object(
             self.bucket,
