@@ -1,177 +1,48 @@
-"""Structural checks of the Kubernetes manifests and Dockerfiles under deploy/.
+"""Structural checks of the Kubernetes manifests under deploy/: files, settings names, topics, renders.
 
 No cluster and no container engine here, so these parse the real files and
 assert what would break a rollout or silently misconfigure it: settings names
 that Settings does not have (a typo in a top-level CCTV_ name is silently
 ignored by pydantic-settings), a camera registry that fails validation, ingest
-shards that miss or duplicate cameras, workloads without limits or non-root,
-probes on the wrong paths, autoscalers beyond the partition count. Where
-`kubectl` is installed the kustomizations are also rendered (kubectl kustomize
-runs offline) and the merged output is checked the same way.
+shards that miss or duplicate cameras, topics that disagree with the settings.
+Where `kubectl` is installed the kustomizations are also rendered (kubectl
+kustomize runs offline) and the merged output is checked the same way.
+Workloads (pods, probes, scaling, jobs) are checked in test_deploy_workloads.py.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import subprocess
-import tomllib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel
 
-from cctv.config import CameraRegistry, DetectorSettings, KafkaSettings, Settings
-
-ROOT = Path(__file__).resolve().parents[1]
-DEPLOY = ROOT / "deploy"
-K8S = DEPLOY / "k8s"
-BASE = K8S / "base"
-KUSTOMIZE_KINDS = {"Kustomization", "Component"}
-WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
-TEMPLATE_ONLY = {BASE / "secrets.example.yaml"}  # deliberately applied by no kustomization
-RENDER_TARGETS = ["base", "overlays/keda", "overlays/gpu", "strimzi"]
-KUBECTL = shutil.which("kubectl")
-
-Doc = dict[str, Any]
-
-
-def load_docs(path: Path) -> list[Doc]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """The `KEY=value` lines of a kustomize envs file (comments and blanks skipped)."""
-    pairs = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            pairs[key] = value
-    return pairs
-
-
-def kustomization_files() -> list[Path]:
-    return sorted(K8S.rglob("kustomization.yaml"))
-
-
-def kustomization(path: Path) -> Doc:
-    (doc,) = load_docs(path)
-    assert doc["kind"] in KUSTOMIZE_KINDS, path
-    return doc
-
-
-def referenced_files(kfile: Path) -> dict[str, list[Path]]:
-    """Files a kustomization names, by role; directories count as their kustomization.yaml."""
-    doc = kustomization(kfile)
-    here = kfile.parent
-    refs: dict[str, list[Path]] = {"resources": [], "patches": [], "generators": []}
-    for entry in [*doc.get("resources", []), *doc.get("components", [])]:
-        target = (here / entry).resolve()
-        refs["resources"].append(target / "kustomization.yaml" if target.is_dir() else target)
-    for patch in doc.get("patches", []):
-        if "path" in patch:
-            refs["patches"].append((here / patch["path"]).resolve())
-    for gen in [*doc.get("configMapGenerator", []), *doc.get("secretGenerator", [])]:
-        for entry in [*gen.get("files", []), *gen.get("envs", [])]:
-            refs["generators"].append((here / entry.split("=", 1)[-1]).resolve())
-    return refs
-
-
-def manifest_docs() -> list[tuple[Path, Doc]]:
-    """Every full resource document listed by some kustomization (patches and templates excluded)."""
-    resource_files = {
-        p for k in kustomization_files() for p in referenced_files(k)["resources"] if p.suffix == ".yaml"
-    }
-    return [
-        (path, doc)
-        for path in sorted(resource_files)
-        if path.name != "kustomization.yaml"
-        for doc in load_docs(path)
-    ]
-
-
-def pod_template(workload: Doc) -> Doc:
-    return workload["spec"]["template"]
-
-
-def containers(workload: Doc) -> list[Doc]:
-    spec = pod_template(workload)["spec"]
-    return [*spec.get("initContainers", []), *spec["containers"]]
-
-
-def workloads(docs: list[tuple[Path, Doc]]) -> list[Doc]:
-    return [doc for _, doc in docs if doc["kind"] in WORKLOAD_KINDS]
-
-
-def by_kind_name(docs: list[Doc], kind: str, name: str) -> Doc:
-    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
-    return found[0]
-
-
-def walk(node: Any) -> Iterator[tuple[Any, Any]]:
-    """Every (key, value) pair of nested dicts and lists."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield key, value
-            yield from walk(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from walk(item)
-
-
-def settings_field_exists(env_name: str) -> bool:
-    """Whether ``CCTV_A__B`` names a real (nested) field of Settings, as pydantic-settings maps it."""
-    if not env_name.startswith("CCTV_"):
-        return False
-    model: type[BaseModel] = Settings
-    parts = env_name.removeprefix("CCTV_").lower().split("__")
-    for depth, part in enumerate(parts):
-        field = model.model_fields.get(part)
-        if field is None:
-            return False
-        if depth < len(parts) - 1:
-            nested = field.annotation
-            if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
-                return False
-            model = nested
-    return True
-
-
-def cctv_env_names() -> dict[str, set[str]]:
-    """Every CCTV_* name used anywhere in deploy/, mapped to where it was found."""
-    found: dict[str, set[str]] = {}
-
-    def add(name: str, where: Path) -> None:
-        found.setdefault(name, set()).add(str(where.relative_to(ROOT)))
-
-    for path in K8S.rglob("*.yaml"):
-        for doc in load_docs(path):
-            for key, value in walk(doc):
-                if isinstance(key, str) and key.startswith("CCTV_"):
-                    add(key, path)  # Secret stringData / ConfigMap data keys
-                if key == "name" and isinstance(value, str) and value.startswith("CCTV_"):
-                    add(value, path)  # container env entries
-                if isinstance(key, str) and key.endswith("FromEnv") and isinstance(value, str):
-                    add(value, path)  # KEDA *FromEnv references
-    for path in K8S.rglob("*.env"):
-        for key in read_env_file(path):
-            if key.startswith("CCTV_"):
-                add(key, path)
-    for path in DEPLOY.glob("Dockerfile*"):
-        for name in re.findall(r"\b(CCTV_[A-Z0-9_]+)=", path.read_text()):
-            add(name, path)
-    return found
-
-
-def container_env(container: Doc) -> dict[str, str]:
-    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
-
+from cctv.config import CameraRegistry, KafkaSettings, Settings
+from tests.deploy_support import (
+    BASE,
+    K8S,
+    KUBECTL,
+    RENDER_TARGETS,
+    ROOT,
+    TEMPLATE_ONLY,
+    WORKLOAD_KINDS,
+    Doc,
+    by_kind_name,
+    cctv_env_names,
+    check_workload,
+    container_env,
+    containers,
+    kustomization,
+    kustomization_files,
+    load_docs,
+    manifest_docs,
+    read_env_file,
+    referenced_files,
+    settings_field_exists,
+    workloads,
+)
 
 # --------------------------------------------------------------------------- files and kustomizations
 
@@ -310,110 +181,7 @@ def test_ingest_launcher_refuses_without_shard(tmp_path: Path, shards: dict[str,
     assert "cctv ingest" not in result.stdout
 
 
-# --------------------------------------------------------------------------- workloads
-
-
-def check_workload(workload: Doc, docs: list[Doc]) -> None:
-    name = workload["metadata"]["name"]
-    pod = pod_template(workload)["spec"]
-    assert pod.get("enableServiceLinks") is False, f"{name}: service links inject CCTV_*_SERVICE_* vars"
-    assert pod.get("terminationGracePeriodSeconds", 30) >= 60, f"{name}: too short to drain on SIGTERM"
-    volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    for container in containers(workload):
-        where = f"{name}/{container['name']}"
-        resources = container.get("resources", {})
-        for part in ("requests", "limits"):
-            assert {"cpu", "memory"} <= set(resources.get(part, {})), f"{where}: {part} cpu+memory"
-        security = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
-        assert security.get("runAsNonRoot") is True, f"{where}: runAsNonRoot"
-        assert security.get("allowPrivilegeEscalation") is False, f"{where}: allowPrivilegeEscalation"
-        assert security.get("capabilities", {}).get("drop") == ["ALL"], f"{where}: drop ALL capabilities"
-        mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
-        if security.get("readOnlyRootFilesystem"):
-            assert "emptyDir" in volumes[mounts["/tmp"]], f"{where}: read-only root needs an emptyDir /tmp"
-        assert "/etc/cctv/cameras" in mounts, f"{where}: every worker loads CCTV_CAMERAS_FILE"
-        assert "configMap" in volumes[mounts["/etc/cctv/cameras"]]
-    labels = pod_template(workload)["metadata"]["labels"]
-    pdbs = [
-        d
-        for d in docs
-        if d["kind"] == "PodDisruptionBudget"
-        and d["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    ]
-    assert len(pdbs) == 1, f"{name}: expected one PodDisruptionBudget selecting its pods"
-
-
-def test_base_workloads_have_limits_nonroot_and_pdbs() -> None:
-    docs = [doc for _, doc in manifest_docs()]
-    found = workloads(manifest_docs())
-    assert {w["metadata"]["name"] for w in found} == {
-        "cctv-ingest",
-        "cctv-detector",
-        "cctv-evidence",
-        "cctv-api",
-    }
-    for workload in found:
-        check_workload(workload, docs)
-
-
-def test_images_run_the_cctv_entry_point_as_the_manifests_uid() -> None:
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert "cctv" in scripts
-    dockerfile = (DEPLOY / "Dockerfile").read_text()
-    gpu = (DEPLOY / "Dockerfile.gpu").read_text()
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", dockerfile, re.M)
-    assert re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:", gpu, re.M)
-    for text in (dockerfile, gpu):
-        assert 'ENTRYPOINT ["cctv"]' in text
-        (uid,) = set(re.findall(r"^USER (\d+):\d+$", text, re.M))
-        assert int(uid) != 0
-        assert "ARG TORCH_INDEX_URL" in text
-    for workload in workloads(manifest_docs()):
-        assert pod_template(workload)["spec"]["securityContext"]["runAsUser"] == int(uid)
-
-
-def test_api_probes_port_and_bind_address() -> None:
-    docs = [doc for _, doc in manifest_docs()]
-    api = by_kind_name(docs, "Deployment", "cctv-api")
-    (container,) = containers(api)
-    assert container["args"] == ["api"]
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": 8000}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    env = container_env(container)
-    assert env["CCTV_API__HOST"] == "0.0.0.0" and env["CCTV_API__PORT"] == "8000"
-    service = by_kind_name(docs, "Service", "cctv-api")
-    assert service["spec"]["selector"].items() <= pod_template(api)["metadata"]["labels"].items()
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
-
-
-def test_worker_subcommands_and_secret_references() -> None:
-    docs = [doc for _, doc in manifest_docs()]
-    secret_keys = {
-        d["metadata"]["name"]: set(d["stringData"]) for d in load_docs(BASE / "secrets.example.yaml")
-    }
-    assert containers(by_kind_name(docs, "Deployment", "cctv-detector"))[0]["args"] == ["detect"]
-    assert containers(by_kind_name(docs, "Deployment", "cctv-evidence"))[0]["args"] == ["evidence"]
-    for workload in workloads(manifest_docs()):
-        for key, value in walk(workload):
-            if key == "secretKeyRef":
-                assert value["key"] in secret_keys[value["name"]], value
-    evidence = by_kind_name(docs, "Deployment", "cctv-evidence")
-    key_path = Path(read_env_file(BASE / "settings.env")["CCTV_EVIDENCE__SIGNING_KEY_PATH"])
-    volumes = {v["name"]: v for v in pod_template(evidence)["spec"]["volumes"]}
-    (mount,) = [m for m in containers(evidence)[0]["volumeMounts"] if m["mountPath"] == str(key_path.parent)]
-    secret = volumes[mount["name"]]["secret"]
-    assert key_path.name in secret_keys[secret["secretName"]]
-    assert secret["defaultMode"] == 0o440, "group-readable for fsGroup; 0400 would be root-only"
-
-
 # --------------------------------------------------------------------------- scaling and topics
-
-
-def frames_topic() -> Doc:
-    topics = load_docs(K8S / "strimzi/topics.yaml")
-    return next(t for t in topics if t["spec"]["topicName"] == KafkaSettings().frames_topic)
 
 
 def test_strimzi_topics_match_settings() -> None:
@@ -436,45 +204,6 @@ def test_strimzi_topics_match_settings() -> None:
     assert topics[kafka.dead_letter_topic]["config"]["retention.ms"] >= 7 * 86_400_000
     env = read_env_file(BASE / "settings.env")
     assert int(env["CCTV_KAFKA__FRAMES_PARTITIONS"]) == kafka.frames_partitions
-
-
-def test_detector_autoscalers_stop_at_partition_count() -> None:
-    partitions = frames_topic()["spec"]["partitions"]
-    hpa = load_docs(BASE / "detector-hpa.yaml")[0]
-    assert hpa["spec"]["scaleTargetRef"]["name"] == "cctv-detector"
-    assert hpa["spec"]["maxReplicas"] <= partitions
-    detector = by_kind_name([d for _, d in manifest_docs()], "Deployment", "cctv-detector")
-    assert "replicas" not in detector["spec"], "the autoscaler owns the replica count"
-    spread = pod_template(detector)["spec"]["topologySpreadConstraints"]
-    assert {c["topologyKey"] for c in spread} >= {"kubernetes.io/hostname"}
-    bootstrap = read_env_file(BASE / "settings.env")["CCTV_KAFKA__BOOTSTRAP_SERVERS"]
-    for path in [
-        K8S / "components/keda/detector-scaledobject.yaml",
-        K8S / "overlays/gpu/scaledobject-gpu.yaml",
-    ]:
-        (scaled,) = load_docs(path)
-        assert scaled["spec"]["maxReplicaCount"] <= partitions, path
-        (trigger,) = scaled["spec"]["triggers"]
-        assert trigger["type"] == "kafka"
-        meta = trigger["metadata"]
-        assert meta["consumerGroup"] == DetectorSettings().group_id
-        assert meta["topic"] == KafkaSettings().frames_topic
-        assert meta["bootstrapServers"] == bootstrap
-        assert meta["allowIdleConsumers"] == "false"
-
-
-def test_gpu_overlay_requests_a_gpu_and_yolo() -> None:
-    (patch,) = load_docs(K8S / "overlays/gpu/detector-gpu.yaml")
-    assert patch["kind"] == "Deployment" and patch["metadata"]["name"] == "cctv-detector"
-    (container,) = containers(patch)
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert container["resources"]["requests"]["nvidia.com/gpu"] == 1
-    env = container_env(container)
-    assert env["CCTV_DETECTOR__BACKEND"] == "yolo" and env["CCTV_DETECTOR__DEVICE"].startswith("cuda")
-    assert env["CCTV_DETECTOR__HALF"] == "true"
-    assert int(env["CCTV_DETECTOR__BATCH_SIZE"]) > DetectorSettings().batch_size
-    pod = pod_template(patch)["spec"]
-    assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"]) and pod["nodeSelector"]
 
 
 # --------------------------------------------------------------------------- rendered (kubectl kustomize)
