@@ -1,9 +1,15 @@
 """The FastAPI application: ``create_app`` builds one self-contained instance; ``run_api`` serves it.
 
 Start-up (lifespan): migrate the schema to head, upsert the registry's cameras,
-then start the persister thread. If the database is down at start-up the app
-still serves (``/readyz`` says why it is not ready) while a background thread
-retries the bootstrap and then starts the persister.
+then start the persister thread and the custody checkpointer (a signed
+checkpoint of every custody chain head to the WORM bucket every
+``settings.api.custody_checkpoint_s`` when a head changed). If the database is
+down at start-up the app still serves (``/readyz`` says why it is not ready)
+while a background thread retries the bootstrap and then starts the persister.
+
+The signing key is the evidence worker's (``load_signer``: the same key file);
+without it the app does not start outside development, since it could neither
+sign checkpoints nor publish the key that verifies the evidence.
 """
 
 from __future__ import annotations
@@ -18,15 +24,17 @@ from datetime import UTC, datetime
 import uvicorn
 from fastapi import FastAPI
 
+from api.checkpoints import run_checkpointer
 from api.db import make_engine, make_sessions, run_migrations
 from api.deps import AppContext
 from api.metrics import ApiMetrics
 from api.persister import MAX_BACKOFF_S, run_persister
 from api.problems import install_problem_handlers
-from api.routers import cameras, evidence, health, incidents
+from api.routers import cameras, cases, custody, evidence, health, incidents, keys
 from api.upserts import upsert_cameras
 from cctv.config import CameraRegistry, Settings
 from cctv.objectstore import make_client
+from evidence_store.signing import load_signer
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,7 @@ def create_app(settings: Settings, registry: CameraRegistry, *, start_persister:
         sessions=make_sessions(engine),
         store=make_client(settings.s3),
         metrics=ApiMetrics(),
+        signer=load_signer(settings),
     )
 
     @contextlib.asynccontextmanager
@@ -76,31 +85,55 @@ def create_app(settings: Settings, registry: CameraRegistry, *, start_persister:
             await asyncio.to_thread(bootstrap_database, context)
         except Exception as exc:
             log.error("database not ready at start-up, serving anyway and retrying: %s", exc)
-        worker: threading.Thread | None = None
-        if start_persister or not context.schema_ready.is_set():
-            worker = threading.Thread(
-                target=_background, args=(context, stop, start_persister), name="api-persister", daemon=True
+        threads = [
+            threading.Thread(
+                target=run_checkpointer,
+                args=(context.sessions, context.store, settings, context.signer, stop, context.schema_ready),
+                name="custody-checkpointer",
+                daemon=True,
             )
-            worker.start()
+        ]
+        if start_persister or not context.schema_ready.is_set():
+            threads.append(
+                threading.Thread(
+                    target=_background,
+                    args=(context, stop, start_persister),
+                    name="api-persister",
+                    daemon=True,
+                )
+            )
+        for thread in threads:
+            thread.start()
         try:
             yield
         finally:
             stop.set()
-            if worker is not None:
-                await asyncio.to_thread(worker.join, THREAD_JOIN_S)
-                if worker.is_alive():
-                    log.warning("persister thread did not stop within %.0fs", THREAD_JOIN_S)
+            for thread in threads:
+                await asyncio.to_thread(thread.join, THREAD_JOIN_S)
+                if thread.is_alive():
+                    log.warning("%s thread did not stop within %.0fs", thread.name, THREAD_JOIN_S)
             engine.dispose()
 
     app = FastAPI(
         title="CCTV incidents API",
         version="0.1.0",
-        summary="Incidents, sealed evidence and camera health of the CCTV incident-flagging pipeline.",
+        summary=(
+            "Incidents, sealed evidence with its custody log, cases and camera health "
+            "of the CCTV incident-flagging pipeline."
+        ),
         lifespan=lifespan,
     )
     app.state.context = context
     install_problem_handlers(app)
-    for router in (incidents.router, evidence.router, cameras.router, health.router):
+    for router in (
+        incidents.router,
+        evidence.router,
+        cases.router,
+        custody.router,
+        keys.router,
+        cameras.router,
+        health.router,
+    ):
         app.include_router(router)
     return app
 

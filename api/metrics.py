@@ -50,6 +50,18 @@ class ApiMetrics:
             ["kind"],
             registry=r,
         )
+        self.fixity_checks = Counter(
+            "cctv_fixity_checks",
+            "Evidence items re-read by the fixity job, by result (ok, mismatch, missing, error)",
+            ["result"],
+            registry=r,
+        )
+        self.fixity_mismatches = Counter(
+            "cctv_fixity_mismatches",
+            "Stored artifact versions whose SHA-256 or size no longer match the sealed values (or are gone)",
+            ["kind"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "cctv_api_persister_dead_letters",
             "Messages the persister sent to the dead-letter topic",

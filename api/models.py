@@ -4,9 +4,13 @@ Design notes:
 - every time is UTC-aware (:class:`api.db.UtcDateTime`);
 - ``incident_events`` is unique on (incident, event, event_at) and ``evidence``
   is keyed by its evidence id, so a redelivered Kafka message inserts nothing;
-- ``evidence_access`` is append-only with a monotonically increasing id: the
-  custody log turns it into a hash chain by adding the previous entry's hash
-  and the entry's own hash over exactly these columns, in id order.
+- ``custody_entries`` is the custody log: one append-only hash chain per
+  evidence item (see :mod:`evidence_store.custody`), ``UNIQUE(evidence_id, seq)``
+  so two writers can never both append entry n; the row converts to and from
+  :class:`~evidence_store.custody.CustodyEntry` exactly (``at`` is stored with
+  microseconds and rendered back with the same ``utc_iso`` text that was hashed);
+- the old ``evidence_access`` table was folded into the chains by migration 0002
+  and dropped (why: see that migration).
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -40,6 +44,8 @@ INCIDENT_PENDING = "pending"
 ACCESS_OK = "ok"
 ACCESS_INTEGRITY_FAILURE = "integrity_failure"
 ACCESS_STORE_ERROR = "store_error"
+
+CASE_REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class Base(DeclarativeBase):
@@ -152,6 +158,9 @@ class EvidenceRow(Base):
     retain_until: Mapped[datetime]
     signing_key_id: Mapped[str] = mapped_column(String(200))
     received_at: Mapped[datetime]
+    # The item's OWN legal hold (PUT /evidence/{id}/legal-hold). A case hold is kept on the case:
+    # the store's hold on a version is on while this or any held case containing the item says so.
+    legal_hold: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     incident: Mapped[IncidentRow] = relationship(back_populates="evidence")
     artifacts: Mapped[list[EvidenceArtifactRow]] = relationship(
@@ -174,21 +183,71 @@ class EvidenceArtifactRow(Base):
     evidence: Mapped[EvidenceRow] = relationship(back_populates="artifacts")
 
 
-class EvidenceAccessRow(Base):
-    """One access to an evidence artifact (append-only; never updated or deleted)."""
+class CustodyEntryRow(Base):
+    """One link of an evidence item's custody chain (append-only; never updated or deleted)."""
 
-    __tablename__ = "evidence_access"
-    __table_args__ = (Index("ix_evidence_access_evidence_at", "evidence_id", "at"),)
+    __tablename__ = "custody_entries"
+    __table_args__ = (UniqueConstraint("evidence_id", "seq", name="uq_custody_entries_seq"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     evidence_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("evidence.evidence_id"))
-    artifact_kind: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int]
     action: Mapped[str] = mapped_column(String(32))
-    client_address: Mapped[str | None] = mapped_column(String(255))
-    user_agent: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(index=True)
     reason: Mapped[str | None] = mapped_column(Text)
-    at: Mapped[datetime]
-    expected_sha256: Mapped[str] = mapped_column(String(64))
-    # What the store returned, and what was sent: the bytes go out only when the two hashes agree.
-    sha256_read: Mapped[str | None] = mapped_column(String(64))
-    sha256_served: Mapped[str | None] = mapped_column(String(64))
-    result: Mapped[str] = mapped_column(String(32))
+    object_key: Mapped[str | None] = mapped_column(String(1024))
+    object_version: Mapped[str | None] = mapped_column(String(255))
+    object_sha256: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class CustodyCheckpointRow(Base):
+    """A signed checkpoint this API wrote to the WORM bucket (the bucket, not this row, is the proof)."""
+
+    __tablename__ = "custody_checkpoints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    object_key: Mapped[str] = mapped_column(String(1024))
+    version_id: Mapped[str | None] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    signature_key: Mapped[str] = mapped_column(String(1024))
+    signature_version_id: Mapped[str | None] = mapped_column(String(255))
+    item_count: Mapped[int]
+
+
+class CaseRow(Base):
+    """A legal case grouping evidence items as exhibits; its hold covers every item."""
+
+    __tablename__ = "cases"
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    legal_hold: Mapped[bool] = mapped_column(default=False)
+
+    items: Mapped[list[CaseItemRow]] = relationship(back_populates="case", order_by="CaseItemRow.number")
+
+
+class CaseItemRow(Base):
+    """An evidence item in a case, with its exhibit reference ``<case reference>/<number:03d>``."""
+
+    __tablename__ = "case_items"
+    __table_args__ = (
+        UniqueConstraint("case_id", "exhibit_ref", name="uq_case_items_exhibit_ref"),
+        UniqueConstraint("case_id", "number", name="uq_case_items_number"),
+        UniqueConstraint("case_id", "evidence_id", name="uq_case_items_evidence"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.case_id"))
+    evidence_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("evidence.evidence_id"), index=True)
+    number: Mapped[int]
+    exhibit_ref: Mapped[str] = mapped_column(String(100))
+    added_at: Mapped[datetime]
+    added_by: Mapped[str] = mapped_column(String(200))
+
+    case: Mapped[CaseRow] = relationship(back_populates="items")
+    evidence: Mapped[EvidenceRow] = relationship()

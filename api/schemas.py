@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from api.models import CASE_REFERENCE_PATTERN
 from cctv.contracts import Box, DetectorInfo, FrameSpan
+from evidence_store.custody import CustodyEntry
 
 IncidentStatus = Literal["open", "closed", "pending"]
 Rule = Literal["loitering", "group_loitering", "tamper", "area_change", "object_removed"]
@@ -16,6 +18,17 @@ Rule = Literal["loitering", "group_loitering", "tamper", "area_change", "object_
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=1000),
+    Field(description="why: recorded in the custody log"),
+]
 
 
 # --------------------------------------------------------------------------- incidents
@@ -92,7 +105,149 @@ class EvidenceOut(Out):
     retain_until: datetime
     signing_key_id: str
     received_at: datetime
+    legal_hold: bool = Field(description="the item's own legal hold (a case hold is shown on the case)")
     artifacts: list[ArtifactOut]
+
+
+# --------------------------------------------------------------------------- custody
+
+
+class ChainVerificationOut(BaseModel):
+    ok: bool
+    problems: list[str] = Field(description="each broken link or altered entry, by sequence number")
+
+
+class CustodyLogOut(BaseModel):
+    evidence_id: uuid.UUID
+    entries: list[CustodyEntry] = Field(description="the hash chain, oldest first, exactly as hashed")
+    verification: ChainVerificationOut
+
+
+class LegalHoldIn(In):
+    on: bool = Field(description="true places the hold, false releases it")
+    reason: Reason
+
+
+class RetentionIn(In):
+    retain_until: AwareDatetime = Field(description="new end of COMPLIANCE retention (later, never earlier)")
+    reason: Reason
+
+
+class LockStatusOut(BaseModel):
+    kind: str
+    key: str
+    version_id: str
+    mode: str | None
+    retain_until: datetime | None
+    legal_hold: bool
+
+
+class LegalHoldOut(BaseModel):
+    evidence_id: uuid.UUID
+    legal_hold: bool = Field(description="the item's own hold")
+    held_by_cases: list[str] = Field(description="references of held cases containing the item")
+    store_legal_hold: bool = Field(description="whether the store now holds every artifact version")
+    artifacts: list[LockStatusOut]
+    entry: CustodyEntry
+
+
+class RetentionOut(BaseModel):
+    evidence_id: uuid.UUID
+    previous_retain_until: datetime
+    retain_until: datetime
+    artifacts: list[LockStatusOut]
+    entry: CustodyEntry
+
+
+class CheckpointOut(BaseModel):
+    key: str
+    version_id: str | None
+    sha256: str
+    at: str | None
+    items: int
+    signature_ok: bool
+    key_id: str | None
+    problems: list[str]
+
+
+class CustodyVerifyOut(BaseModel):
+    ok: bool = Field(description="every chain intact and consistent with the newest signed checkpoints")
+    chains_checked: int
+    entries_checked: int
+    checkpoints: list[CheckpointOut] = Field(description="checkpoints read back from the WORM bucket")
+    problems: list[str]
+    warnings: list[str]
+
+
+class CheckpointWrittenOut(Out):
+    object_key: str
+    version_id: str | None
+    sha256: str
+    at: datetime
+    item_count: int
+
+
+# --------------------------------------------------------------------------- cases
+
+
+class CaseIn(In):
+    reference: str = Field(
+        pattern=CASE_REFERENCE_PATTERN, description="unique case reference, e.g. ASB-2025-014"
+    )
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class CaseItemIn(In):
+    evidence_id: uuid.UUID
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+
+
+class CaseHoldIn(LegalHoldIn):
+    pass
+
+
+class CaseItemOut(BaseModel):
+    evidence_id: uuid.UUID
+    number: int
+    exhibit_ref: str = Field(description="<case reference>/<number, 3 digits>: the exhibit's label in court")
+    added_at: datetime
+    added_by: str
+    incident_id: uuid.UUID
+    camera_id: str
+    sealed_at: datetime
+
+
+class CaseSummaryOut(BaseModel):
+    case_id: uuid.UUID
+    reference: str
+    title: str
+    created_at: datetime
+    created_by: str
+    legal_hold: bool
+    item_count: int
+
+
+class CaseOut(CaseSummaryOut):
+    items: list[CaseItemOut]
+
+
+class CaseHoldOut(BaseModel):
+    case: CaseOut
+    items: list[LegalHoldOut]
+
+
+# --------------------------------------------------------------------------- keys
+
+
+class PublicKeyOut(BaseModel):
+    key_id: str = Field(description="first 16 hex characters of SHA-256 over the raw public key")
+    algorithm: str
+    public_key: str = Field(description="raw 32-byte Ed25519 public key, base64")
+
+
+class KeysOut(BaseModel):
+    current: PublicKeyOut = Field(description="signs new manifests and custody checkpoints")
+    retired: list[PublicKeyOut] = Field(description="no longer signs, still verifies older items")
 
 
 # --------------------------------------------------------------------------- cameras

@@ -5,6 +5,10 @@ least once) and tolerates messages arriving out of order across topics: an
 older lifecycle event never overwrites a newer one, a heartbeat older than the
 stored one is ignored, and evidence that overtakes its incident gets a pending
 stub incident that the first lifecycle message fills in.
+
+New evidence starts its custody chain here, in the same transaction as the
+evidence row: ``sealed`` (by the evidence worker, at the manifest's seal time)
+then ``created`` (the API received it). A redelivery adds nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from api import custody
+from api.custody import EVIDENCE_WORKER, PERSISTER
 from api.models import (
     INCIDENT_CLOSED,
     INCIDENT_OPEN,
@@ -28,7 +34,8 @@ from api.models import (
     IncidentRow,
 )
 from cctv.config import Camera, CameraRegistry
-from cctv.contracts import CameraStatus, EvidenceSealed, IncidentEvent, IncidentMessage
+from cctv.contracts import ArtifactKind, CameraStatus, EvidenceSealed, IncidentEvent, IncidentMessage
+from evidence_store.custody import CustodyAction
 
 EVENT_RANK = {IncidentEvent.OPENED.value: 0, IncidentEvent.UPDATED.value: 1, IncidentEvent.CLOSED.value: 2}
 
@@ -190,7 +197,42 @@ def apply_evidence(session: Session, msg: EvidenceSealed, now: datetime) -> Appl
         ],
     )
     session.add(evidence)
+    session.flush()  # the chain's rows refer to the evidence row
+    if custody.head(session, msg.evidence_id) is None:
+        _start_chain(session, msg, now)
     return Applied("evidence", changed=True)
+
+
+def _start_chain(session: Session, msg: EvidenceSealed, now: datetime) -> None:
+    manifest = next((a for a in msg.artifacts if a.kind is ArtifactKind.MANIFEST), None)
+    custody.append(
+        session,
+        msg.evidence_id,
+        CustodyAction.SEALED,
+        EVIDENCE_WORKER,
+        at=msg.sealed_at,
+        object_key=manifest.key if manifest else None,
+        object_version=manifest.version_id if manifest else None,
+        object_sha256=msg.manifest_sha256,
+        details={
+            "artifacts": {
+                a.kind.value: {"key": a.key, "version_id": a.version_id, "sha256": a.sha256, "size": a.size}
+                for a in msg.artifacts
+            },
+            "bucket": msg.bucket,
+            "signing_key_id": msg.signing_key_id,
+            "retain_until": msg.retain_until.isoformat(),
+            "frame_count": msg.frame_count,
+        },
+    )
+    custody.append(
+        session,
+        msg.evidence_id,
+        CustodyAction.CREATED,
+        PERSISTER,
+        at=now,
+        details={"incident_id": str(msg.incident_id), "camera_id": msg.camera_id},
+    )
 
 
 def apply_status(session: Session, msg: CameraStatus, now: datetime) -> Applied:

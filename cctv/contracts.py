@@ -184,6 +184,9 @@ class ArtifactKind(StrEnum):
     REDACTED_COPY = "redacted_copy"
     REDACTION_RECORD = "redaction_record"
     REDACTION_SIGNATURE = "redaction_signature"
+    # Signed snapshots of every custody chain head (see evidence_store.custody).
+    CUSTODY_CHECKPOINT = "custody_checkpoint"
+    CUSTODY_CHECKPOINT_SIGNATURE = "custody_checkpoint_signature"
 
 
 class StoredArtifact(BaseModel):

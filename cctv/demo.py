@@ -226,6 +226,7 @@ def _report(client: httpx.Client, seen: set[tuple[str, str, int]]) -> None:
                 seen.add(key)
                 print(
                     f"[SEALED] evidence {item['evidence_id']} for {iid}: {item['frame_count']} frames; "
-                    f"clip {client.base_url}/api/v1/evidence/{item['evidence_id']}/clip",
+                    f"clip {client.base_url}/api/v1/evidence/{item['evidence_id']}/clip?reason=... "
+                    "(headers X-Actor, X-Actor-Role: every download is in the custody log)",
                     flush=True,
                 )

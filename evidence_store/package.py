@@ -63,6 +63,8 @@ CONTENT_TYPES: dict[ArtifactKind, str] = {
     ArtifactKind.REDACTED_COPY: "video/mp4",
     ArtifactKind.REDACTION_RECORD: "application/json",
     ArtifactKind.REDACTION_SIGNATURE: "application/json",
+    ArtifactKind.CUSTODY_CHECKPOINT: "application/json",
+    ArtifactKind.CUSTODY_CHECKPOINT_SIGNATURE: "application/json",
 }
 
 # One thread: with 2, x264 gave different bytes for the same frames in 2 of 4 runs; with 1, 10 of 10

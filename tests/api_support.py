@@ -7,22 +7,27 @@ import hashlib
 import io
 import json
 import tarfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 import sqlalchemy
+from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from api.app import create_app
+from api.custody import read_chain
 from api.persister import Persister
 from cctv.bus import send
-from cctv.config import ApiSettings, Camera, CameraRegistry, Settings, Zone
+from cctv.config import ApiSettings, Camera, CameraRegistry, EvidenceSettings, Settings, Zone
 from cctv.contracts import (
     ArtifactKind,
     Box,
@@ -39,8 +44,12 @@ from cctv.contracts import (
     decode,
 )
 from cctv.objectstore import ensure_evidence_bucket, make_client
+from evidence_store.custody import CustodyEntry
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+# Who is acting (placeholder identity headers until real logins): a legal user may do everything.
+LEGAL = {"X-Actor": "Jane Smith", "X-Actor-Role": "legal"}
+OPERATOR = {"X-Actor": "Sam Patel", "X-Actor-Role": "operator"}
 DETECTOR = DetectorInfo(backend="hog", model_name="opencv-hog", weights_sha256=None, thresholds={"conf": 0.4})
 
 
@@ -81,10 +90,14 @@ def isolated_database(kind: str, tmp_path: Path, request: pytest.FixtureRequest)
 
 
 def with_database(settings: Settings, url: str, group_id: str | None = None) -> Settings:
+    """``settings`` on database ``url``, with a signing key of its own under ``data_dir`` (the API signs)."""
     api = ApiSettings(
         **{**settings.api.model_dump(), "database_url": url, "group_id": group_id or settings.api.group_id}
     )
-    return settings.model_copy(update={"api": api})
+    evidence = EvidenceSettings(
+        **{**settings.evidence.model_dump(), "signing_key_path": settings.data_dir / "keys" / "signing.key"}
+    )
+    return settings.model_copy(update={"api": api, "evidence": evidence})
 
 
 def jpeg(shade: int) -> bytes:
@@ -273,3 +286,42 @@ def dead_letters(settings: Settings, expected: int, timeout_s: float = 20.0) -> 
         return letters
     finally:
         consumer.close()
+
+
+def custody_chain(client: TestClient, evidence_id: uuid.UUID) -> list[CustodyEntry]:
+    """An item's custody chain read straight from the app's database (not through the API)."""
+    context = client.app.state.context  # type: ignore[attr-defined]
+    with context.sessions() as session:
+        return read_chain(session, evidence_id)
+
+
+@dataclass
+class ApiUnderTest:
+    """An app (no persister thread) on a real database and the session's S3 store, plus its persister."""
+
+    client: TestClient
+    persister: Persister
+    settings: Settings
+
+    @property
+    def context(self) -> Any:
+        return self.client.app.state.context  # type: ignore[attr-defined]
+
+    def sealed(self) -> SealedObjects:
+        """A new incident with real evidence objects in the bucket, persisted as the persister would."""
+        incident_id = uuid.uuid4()
+        sealed = seal_evidence(self.settings, incident_id)
+        self.persister.persist([*lifecycle(incident_id), sealed.message])
+        return sealed
+
+
+@contextlib.contextmanager
+def api_under_test(settings: Settings, url: str) -> Iterator[ApiUnderTest]:
+    settings = with_database(settings, url)
+    app = create_app(settings, camera_registry(), start_persister=False)
+    context = app.state.context
+    with TestClient(app) as client:
+        persister = Persister(
+            context.sessions, None, None, settings.kafka, threading.Event(), context.metrics
+        )
+        yield ApiUnderTest(client, persister, settings)

@@ -2,7 +2,8 @@
 
 Filters, pagination, ordering, problem details, out-of-order lifecycle
 messages, evidence that overtakes its incident, cameras without credentials,
-and the migrations themselves, on SQLite and on PostgreSQL.
+and the migrations themselves (including 0002 folding the old access log into
+custody chains, and back), on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,17 +16,30 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+import sqlalchemy.orm
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 
+from api import custody
 from api.app import create_app
-from api.db import make_engine, run_migrations
+from api.db import alembic_config, make_engine, run_migrations
 from api.models import Base, CameraRow, IncidentEventRow
 from api.persister import Persister
-from cctv.config import ApiSettings, Settings
+from cctv.config import ApiSettings, EvidenceSettings, Settings
 from cctv.contracts import ArtifactKind, EvidenceSealed, IncidentEvent, StoredArtifact
-from tests.api_support import T0, camera_registry, incident, isolated_database, jpeg, lifecycle, status
+from evidence_store.custody import verify_chain
+from tests.api_support import (
+    LEGAL,
+    T0,
+    camera_registry,
+    incident,
+    isolated_database,
+    jpeg,
+    lifecycle,
+    status,
+)
 
 pytestmark = pytest.mark.service
 
@@ -38,7 +52,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def client_and_persister(db_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Persister]]:
-    settings = Settings(data_dir=tmp_path, api=ApiSettings(database_url=db_url, camera_heartbeat_s=10))
+    settings = Settings(
+        data_dir=tmp_path,
+        api=ApiSettings(database_url=db_url, camera_heartbeat_s=10),
+        evidence=EvidenceSettings(signing_key_path=tmp_path / "keys" / "signing.key"),
+    )
     app = create_app(settings, camera_registry(), start_persister=False)
     context = app.state.context
     with TestClient(app) as client:
@@ -104,8 +122,10 @@ def test_unknown_ids_are_404_and_bad_params_422_problem_details(
         f"/api/v1/evidence/{missing}",
         f"/api/v1/evidence/{missing}/clip",
         "/api/v1/cameras/nope",
+        f"/api/v1/cases/{missing}",
+        f"/api/v1/evidence/{missing}/custody",
     ):
-        response = client.get(path)
+        response = client.get(path, params={"reason": "test"}, headers=LEGAL)
         assert response.status_code == 404, path
         assert response.headers["content-type"] == "application/problem+json"
         problem(response.json(), 404)
@@ -117,7 +137,7 @@ def test_unknown_ids_are_404_and_bad_params_422_problem_details(
         body = response.json()
         problem(body, 422)
         assert body["title"] == "Request validation failed" and body["errors"], body
-    bad_id = client.get("/api/v1/evidence/not-a-uuid")
+    bad_id = client.get("/api/v1/evidence/not-a-uuid", headers=LEGAL)
     assert bad_id.status_code == 422 and bad_id.json()["errors"][0]["loc"] == ["path", "evidence_id"]
 
 
@@ -214,7 +234,7 @@ def test_migrations_are_idempotent_and_match_the_models(db_url: str) -> None:
         run_migrations(engine)  # a second replica starting up
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-            assert conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
             conn.execute(sqlalchemy.select(IncidentEventRow.__table__)).all()
     finally:
         engine.dispose()
@@ -240,6 +260,158 @@ def test_openapi_docs_list_every_route_with_a_summary(
     paths = client.get("/openapi.json").json()["paths"]
     operations = [(path, op) for path, item in paths.items() for op in item.values()]
     assert len(operations) >= 14
-    missing = [path for path, op in operations if not op.get("summary") or "200" not in op["responses"]]
+    missing = [
+        path for path, op in operations if not op.get("summary") or not {"200", "201"} & set(op["responses"])
+    ]
     assert missing == []
     assert "/api/v1/evidence/{evidence_id}/clip" in paths and "/readyz" in paths and "/metrics" in paths
+    for path in (
+        "/api/v1/evidence/{evidence_id}/custody",
+        "/api/v1/evidence/{evidence_id}/legal-hold",
+        "/api/v1/evidence/{evidence_id}/retention",
+        "/api/v1/cases/{case_id}/items",
+        "/api/v1/keys",
+        "/api/v1/custody/verify",
+    ):
+        assert path in paths, path
+
+
+def test_migration_folds_the_access_log_into_chains(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        _migrate(engine, db_url, "0001")
+        evidence_id = uuid.uuid4()
+        _old_rows(engine, evidence_id)
+        run_migrations(engine)
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+            assert "evidence_access" not in sqlalchemy.inspect(conn).get_table_names()
+        with sqlalchemy.orm.Session(engine) as session:
+            chain = custody.read_chain(session, evidence_id)
+        assert [e.action.value for e in chain] == [
+            "sealed",
+            "created",
+            "downloaded",
+            "download_refused",
+            "downloaded",
+        ]
+        assert not verify_chain(evidence_id, chain)
+        ok, refused, unexplained = chain[2:]
+        assert (ok.actor, ok.role, ok.reason) == ("unknown (before custody log)", "system", "case 7")
+        assert ok.details["client_address"] == "10.1.2.3" and ok.details["sha256_served"] == "a" * 64
+        assert refused.details["result"] == "integrity_failure" and refused.details["sha256_read"] == "b" * 64
+        assert unexplained.details["reason_recorded"] is False and "no reason recorded" in (
+            unexplained.reason or ""
+        )
+        assert ok.at == "2025-03-01T12:05:00.123456+00:00"
+        _migrate(engine, db_url, "0001", downgrade=True)  # and back: the access log is rebuilt, unchanged
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sqlalchemy.text(
+                    "SELECT client_address, user_agent, reason, result, sha256_read, sha256_served "
+                    "FROM evidence_access ORDER BY at"
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [
+            ("10.1.2.3", "curl", "case 7", "ok", "a" * 64, "a" * 64),
+            (None, None, None, "integrity_failure", "b" * 64, None),
+            (None, None, None, "ok", None, None),
+        ]
+    finally:
+        engine.dispose()
+
+
+def _migrate(engine: sqlalchemy.Engine, url: str, revision: str, *, downgrade: bool = False) -> None:
+    with engine.begin() as conn:
+        config = alembic_config(url)
+        config.attributes["connection"] = conn
+        (command.downgrade if downgrade else command.upgrade)(config, revision)
+
+
+def _old_rows(engine: sqlalchemy.Engine, evidence_id: uuid.UUID) -> None:
+    """An incident, its evidence and three access-log rows as revision 0001 stored them."""
+    meta = sqlalchemy.MetaData()
+    meta.reflect(engine, only=["incidents", "evidence", "evidence_artifacts", "evidence_access"])
+    t0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    incident_id = uuid.uuid4()
+    uid = (lambda u: u.hex) if engine.dialect.name == "sqlite" else (lambda u: u)
+    naive = (lambda t: t.replace(tzinfo=None)) if engine.dialect.name == "sqlite" else (lambda t: t)
+    with engine.begin() as conn:
+        conn.execute(
+            meta.tables["incidents"].insert(),
+            {
+                "incident_id": uid(incident_id),
+                "camera_id": "cam1",
+                "rule": "loitering",
+                "status": "closed",
+                "started_at": naive(t0),
+                "threshold_at": naive(t0),
+                "summary": "s",
+                "track_ids": [],
+                "boxes": [],
+                "has_snapshot": False,
+                "updated_at": naive(t0),
+            },
+        )
+        conn.execute(
+            meta.tables["evidence"].insert(),
+            {
+                "evidence_id": uid(evidence_id),
+                "incident_id": uid(incident_id),
+                "camera_id": "cam1",
+                "bucket": "b",
+                "manifest_sha256": "c" * 64,
+                "frame_count": 3,
+                "sealed_at": naive(t0),
+                "retain_until": naive(t0 + timedelta(days=31)),
+                "signing_key_id": "k",
+                "received_at": naive(t0 + timedelta(seconds=1)),
+            },
+        )
+        conn.execute(
+            meta.tables["evidence_artifacts"].insert(),
+            {
+                "evidence_id": uid(evidence_id),
+                "kind": "manifest",
+                "key": "m.json",
+                "version_id": "v1",
+                "sha256": "c" * 64,
+                "size": 10,
+                "content_type": "application/json",
+            },
+        )
+        access = {
+            "evidence_id": uid(evidence_id),
+            "artifact_kind": "working_copy",
+            "action": "download",
+            "client_address": None,
+            "user_agent": None,
+            "reason": None,
+            "sha256_read": None,
+            "sha256_served": None,
+        }
+        conn.execute(
+            meta.tables["evidence_access"].insert(),
+            [
+                access
+                | {
+                    "client_address": "10.1.2.3",
+                    "user_agent": "curl",
+                    "reason": "case 7",
+                    "at": naive(t0 + timedelta(minutes=5, microseconds=123456)),
+                    "expected_sha256": "a" * 64,
+                    "sha256_read": "a" * 64,
+                    "sha256_served": "a" * 64,
+                    "result": "ok",
+                },
+                access
+                | {
+                    "at": naive(t0 + timedelta(minutes=6)),
+                    "expected_sha256": "a" * 64,
+                    "sha256_read": "b" * 64,
+                    "result": "integrity_failure",
+                },
+                access
+                | {"at": naive(t0 + timedelta(minutes=7)), "expected_sha256": "a" * 64, "result": "ok"},
+            ],
+        )

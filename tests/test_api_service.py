@@ -18,7 +18,7 @@ from kafka import TopicPartition
 
 from api.app import create_app, run_api
 from api.db import make_sessions
-from api.models import EvidenceArtifactRow, EvidenceRow, IncidentEventRow, IncidentRow
+from api.models import CustodyEntryRow, EvidenceArtifactRow, EvidenceRow, IncidentEventRow, IncidentRow
 from api.persister import Persister
 from cctv.bus import DeadLetterSink, ensure_topics, make_consumer, make_producer
 from cctv.config import Settings
@@ -63,7 +63,7 @@ def row_counts(client: TestClient) -> dict[str, int]:
         return {
             model.__tablename__: session.scalar(sqlalchemy.select(sqlalchemy.func.count()).select_from(model))
             or 0
-            for model in (IncidentRow, IncidentEventRow, EvidenceRow, EvidenceArtifactRow)
+            for model in (IncidentRow, IncidentEventRow, EvidenceRow, EvidenceArtifactRow, CustodyEntryRow)
         }
 
 
@@ -168,6 +168,7 @@ def test_topics_are_persisted_served_and_redelivery_changes_nothing(
                     "incident_events": 4,
                     "evidence": 1,
                     "evidence_artifacts": 3,
+                    "custody_entries": 2,  # sealed + created, once: redelivery adds none
                 }
             )
             assert 'cctv_api_alert_latency_seconds_count{rule="loitering"} 1.0' in client.get("/metrics").text

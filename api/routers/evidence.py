@@ -1,30 +1,47 @@
-"""Evidence: metadata and hash-verified downloads; every download attempt is written to the access log."""
+"""Evidence: metadata, hash-verified downloads, the custody log, legal hold and retention.
+
+Every access writes a custody entry with who (``X-Actor``), role (``X-Actor-Role``)
+and why: viewing the item (``viewed``), each download (``downloaded``, a reason
+is required) and each refused download (``download_refused``: integrity failure
+or store error, nothing served). The entry is committed before a byte is sent:
+no custody record, no download.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session
 
-from api.deps import MetricsDep, SessionDep, StoreDep
+from api import custody, holds
+from api.custody import Actor
+from api.deps import ActorDep, LegalActorDep, MetricsDep, SessionDep, StoreDep
 from api.integrity import IntegrityFailure, StoreUnavailable, fetch_verified
 from api.models import (
     ACCESS_INTEGRITY_FAILURE,
     ACCESS_OK,
     ACCESS_STORE_ERROR,
-    EvidenceAccessRow,
     EvidenceArtifactRow,
     EvidenceRow,
 )
 from api.problems import Problem, not_found
-from api.schemas import ArtifactOut, EvidenceOut
+from api.schemas import (
+    ArtifactOut,
+    ChainVerificationOut,
+    CustodyLogOut,
+    EvidenceOut,
+    LegalHoldIn,
+    LegalHoldOut,
+    RetentionIn,
+    RetentionOut,
+)
 from cctv.contracts import ArtifactKind
+from evidence_store.custody import CustodyAction, CustodyEntry
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +54,14 @@ DOWNLOADS: dict[str, tuple[ArtifactKind, str, str]] = {
     "manifest": (ArtifactKind.MANIFEST, "application/json", "manifest.json"),
 }
 PATH_OF_KIND = {kind.value: name for name, (kind, _, _) in DOWNLOADS.items()}
+REASON_REQUIRED_DETAIL = "a reason is required to download evidence; it is recorded in the custody log"
 
 ReasonQuery = Annotated[
-    str | None, Query(max_length=500, description="why the evidence is being accessed (custody log)")
+    str | None,
+    Query(
+        max_length=1000,
+        description="why the evidence is being accessed (required for downloads; custody log)",
+    ),
 ]
 
 
@@ -53,22 +75,128 @@ def evidence_out(row: EvidenceRow) -> EvidenceOut:
     return EvidenceOut.model_validate(row).model_copy(update={"artifacts": artifacts})
 
 
-def _evidence(session: SessionDep, evidence_id: uuid.UUID) -> EvidenceRow:
-    row = session.scalar(
-        select(EvidenceRow)
-        .where(EvidenceRow.evidence_id == evidence_id)
-        .options(selectinload(EvidenceRow.artifacts))
-    )
-    if row is None:
-        raise not_found("evidence", evidence_id)
-    return row
+def _client(request: Request) -> dict[str, Any]:
+    return {
+        "client_address": request.client.host if request.client else None,
+        "user_agent": request.headers.get("user-agent"),
+    }
+
+
+def _record(
+    session: Session,
+    evidence_id: uuid.UUID,
+    action: CustodyAction,
+    actor: Actor,
+    reason: str | None,
+    details: dict[str, Any],
+    artifact: EvidenceArtifactRow | None = None,
+) -> CustodyEntry:
+    def work(s: Session) -> CustodyEntry:
+        return custody.append(
+            s,
+            evidence_id,
+            action,
+            actor,
+            at=datetime.now(UTC),
+            reason=reason,
+            object_key=artifact.key if artifact else None,
+            object_version=artifact.version_id if artifact else None,
+            object_sha256=artifact.sha256 if artifact else None,
+            details=details,
+        )
+
+    return custody.commit_with_retry(session, work)
 
 
 @router.get(
-    "/{evidence_id}", response_model=EvidenceOut, summary="One sealed evidence item with its artifacts"
+    "/{evidence_id}",
+    response_model=EvidenceOut,
+    summary="One sealed evidence item with its artifacts (recorded as 'viewed')",
 )
-def get_evidence(session: SessionDep, evidence_id: uuid.UUID) -> EvidenceOut:
-    return evidence_out(_evidence(session, evidence_id))
+def get_evidence(
+    session: SessionDep, actor: ActorDep, evidence_id: uuid.UUID, request: Request, reason: ReasonQuery = None
+) -> EvidenceOut:
+    evidence = holds.load_evidence(session, evidence_id)
+    out = evidence_out(evidence)
+    _record(session, evidence_id, CustodyAction.VIEWED, actor, reason, _client(request))
+    return out
+
+
+@router.get(
+    "/{evidence_id}/custody",
+    response_model=CustodyLogOut,
+    summary="The item's custody log (hash chain) and whether it verifies",
+)
+def get_custody(session: SessionDep, _actor: ActorDep, evidence_id: uuid.UUID) -> CustodyLogOut:
+    holds.load_evidence(session, evidence_id)
+    check = custody.check_chain(session, evidence_id)
+    return CustodyLogOut(
+        evidence_id=evidence_id,
+        entries=custody.read_chain(session, evidence_id),
+        verification=ChainVerificationOut(ok=check.ok, problems=check.problems),
+    )
+
+
+@router.put(
+    "/{evidence_id}/legal-hold",
+    response_model=LegalHoldOut,
+    summary="Place or release the item's own legal hold on every stored version (legal, admin)",
+    responses={409: {"description": "the item is held by a case (problem details)"}},
+)
+def put_legal_hold(
+    session: SessionDep, store: StoreDep, actor: LegalActorDep, evidence_id: uuid.UUID, body: LegalHoldIn
+) -> LegalHoldOut:
+    evidence = holds.load_evidence(session, evidence_id)
+    cases = holds.held_cases(session, evidence_id)
+    if not body.on and cases:
+        raise Problem(
+            409,
+            "Evidence held by a case",
+            f"evidence {evidence_id} is in case {', '.join(cases)} under legal hold; "
+            "release the case's hold instead",
+            extra={"cases": cases},
+        )
+    details: dict[str, Any] = {"scope": "item"}
+    change = holds.store_hold(session, store, evidence, body.on, actor, body.reason, details)
+
+    def work(s: Session) -> CustodyEntry:
+        row = s.get(EvidenceRow, evidence_id)
+        assert row is not None
+        row.legal_hold = body.on
+        return holds.record_hold(s, evidence_id, body.on, actor, body.reason, change, details)
+
+    entry = custody.commit_with_retry(session, work)
+    return LegalHoldOut(
+        evidence_id=evidence_id,
+        legal_hold=body.on,
+        held_by_cases=cases,
+        store_legal_hold=change.all_held,
+        artifacts=change.statuses,
+        entry=entry,
+    )
+
+
+@router.post(
+    "/{evidence_id}/retention",
+    response_model=RetentionOut,
+    summary="Extend the COMPLIANCE retention of every stored version (legal, admin; never shortens)",
+    responses={409: {"description": "the date would shorten retention (problem details)"}},
+)
+def post_retention(
+    session: SessionDep, store: StoreDep, actor: LegalActorDep, evidence_id: uuid.UUID, body: RetentionIn
+) -> RetentionOut:
+    evidence = holds.load_evidence(session, evidence_id)
+    extension = holds.extend(session, store, evidence, body.retain_until, actor, body.reason)
+    return RetentionOut(
+        evidence_id=evidence_id,
+        previous_retain_until=extension.previous,
+        retain_until=extension.retain_until,
+        artifacts=extension.change.statuses,
+        entry=extension.entry,
+    )
+
+
+# --------------------------------------------------------------------------- downloads
 
 
 def _download(
@@ -78,28 +206,27 @@ def _download(
     session: SessionDep,
     store: StoreDep,
     metrics: MetricsDep,
+    actor: Actor,
     reason: str | None,
 ) -> StreamingResponse:
     kind, media_type, suffix = DOWNLOADS[route]
-    evidence = _evidence(session, evidence_id)
+    evidence = holds.load_evidence(session, evidence_id)
     artifact: EvidenceArtifactRow | None = next((a for a in evidence.artifacts if a.kind == kind.value), None)
     if artifact is None:
         raise not_found(f"{kind.value} artifact of evidence", evidence_id)
-    access = EvidenceAccessRow(
-        evidence_id=evidence_id,
-        artifact_kind=kind.value,
-        action="download",
-        client_address=request.client.host if request.client else None,
-        user_agent=request.headers.get("user-agent"),
-        reason=reason,
-        at=datetime.now(UTC),
-        expected_sha256=artifact.sha256,
-    )
+    reason = (reason or "").strip()
+    if not reason:
+        raise Problem(400, "Reason required", REASON_REQUIRED_DETAIL)
+    details: dict[str, Any] = {
+        "artifact_kind": kind.value,
+        **_client(request),
+        "expected_sha256": artifact.sha256,
+    }
     try:
         verified = fetch_verified(store, evidence.bucket, artifact.key, artifact.version_id, artifact.sha256)
     except IntegrityFailure as exc:
-        access.sha256_read, access.result = exc.actual, ACCESS_INTEGRITY_FAILURE
-        _record(session, access, metrics)
+        details |= {"result": ACCESS_INTEGRITY_FAILURE, "sha256_read": exc.actual, "sha256_served": None}
+        _refused(session, evidence_id, actor, reason, details, artifact, metrics)
         metrics.integrity_failures.labels(kind=kind.value).inc()
         log.error("INTEGRITY FAILURE evidence %s %s: %s", evidence_id, kind.value, exc)
         raise Problem(
@@ -110,17 +237,23 @@ def _download(
             extra={"expected_sha256": exc.expected, "actual_sha256": exc.actual},
         ) from exc
     except StoreUnavailable as exc:
-        access.result = ACCESS_STORE_ERROR
-        _record(session, access, metrics)
+        details |= {
+            "result": ACCESS_STORE_ERROR,
+            "sha256_read": None,
+            "sha256_served": None,
+            "error": str(exc),
+        }
+        _refused(session, evidence_id, actor, reason, details, artifact, metrics)
         log.error("evidence %s %s unreadable: %s", evidence_id, kind.value, exc)
         raise Problem(502, "Evidence store unavailable", str(exc)) from exc
-    access.sha256_read = access.sha256_served = verified.sha256
-    access.result = ACCESS_OK
+    details |= {"result": ACCESS_OK, "sha256_read": verified.sha256, "sha256_served": verified.sha256}
+    details["size"] = verified.size
     try:
-        _record(session, access, metrics)
+        _record(session, evidence_id, CustodyAction.DOWNLOADED, actor, reason, details, artifact)
     except BaseException:
         verified.file.close()  # no custody record, no download
         raise
+    metrics.downloads.labels(kind=kind.value, result=ACCESS_OK).inc()
     filename = f"{evidence.camera_id}_{evidence_id}_{suffix}"
     headers = {
         "Content-Length": str(verified.size),
@@ -132,10 +265,17 @@ def _download(
     return StreamingResponse(verified.iter_and_close(), media_type=media_type, headers=headers)
 
 
-def _record(session: SessionDep, access: EvidenceAccessRow, metrics: MetricsDep) -> None:
-    session.add(access)
-    session.commit()
-    metrics.downloads.labels(kind=access.artifact_kind, result=access.result).inc()
+def _refused(
+    session: Session,
+    evidence_id: uuid.UUID,
+    actor: Actor,
+    reason: str,
+    details: dict[str, Any],
+    artifact: EvidenceArtifactRow,
+    metrics: MetricsDep,
+) -> None:
+    _record(session, evidence_id, CustodyAction.DOWNLOAD_REFUSED, actor, reason, details, artifact)
+    metrics.downloads.labels(kind=artifact.kind, result=details["result"]).inc()
 
 
 def _download_responses(media_type: str) -> dict[int | str, dict[str, object]]:
@@ -144,13 +284,15 @@ def _download_responses(media_type: str) -> dict[int | str, dict[str, object]]:
             "content": {media_type: {}},
             "description": "the artifact, verified against its sealed SHA-256",
         },
+        400: {"description": "no reason given (problem details); nothing served"},
+        401: {"description": "X-Actor / X-Actor-Role missing or invalid (problem details)"},
         502: {"description": "integrity check failed or store unavailable (problem details)"},
     }
 
 
 @router.get(
     "/{evidence_id}/clip",
-    summary="Download the working copy (H.264 MP4)",
+    summary="Download the working copy (H.264 MP4); reason required",
     response_class=StreamingResponse,
     responses=_download_responses("video/mp4"),
 )
@@ -160,14 +302,15 @@ def download_clip(
     session: SessionDep,
     store: StoreDep,
     metrics: MetricsDep,
+    actor: ActorDep,
     reason: ReasonQuery = None,
 ) -> StreamingResponse:
-    return _download("clip", evidence_id, request, session, store, metrics, reason)
+    return _download("clip", evidence_id, request, session, store, metrics, actor, reason)
 
 
 @router.get(
     "/{evidence_id}/master",
-    summary="Download the master (original frames, tar)",
+    summary="Download the master (original frames, tar); reason required",
     response_class=StreamingResponse,
     responses=_download_responses("application/x-tar"),
 )
@@ -177,14 +320,15 @@ def download_master(
     session: SessionDep,
     store: StoreDep,
     metrics: MetricsDep,
+    actor: ActorDep,
     reason: ReasonQuery = None,
 ) -> StreamingResponse:
-    return _download("master", evidence_id, request, session, store, metrics, reason)
+    return _download("master", evidence_id, request, session, store, metrics, actor, reason)
 
 
 @router.get(
     "/{evidence_id}/manifest",
-    summary="Download the signed manifest (JSON)",
+    summary="Download the signed manifest (JSON); reason required",
     response_class=StreamingResponse,
     responses=_download_responses("application/json"),
 )
@@ -194,6 +338,7 @@ def download_manifest(
     session: SessionDep,
     store: StoreDep,
     metrics: MetricsDep,
+    actor: ActorDep,
     reason: ReasonQuery = None,
 ) -> StreamingResponse:
-    return _download("manifest", evidence_id, request, session, store, metrics, reason)
+    return _download("manifest", evidence_id, request, session, store, metrics, actor, reason)
