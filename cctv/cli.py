@@ -8,6 +8,7 @@ registry from ``CCTV_CAMERAS_FILE``, and SIGTERM stops it cleanly.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import threading
@@ -120,6 +121,17 @@ def cmd_api(args: argparse.Namespace) -> int:
     return _run_worker(args, _api)
 
 
+def cmd_fixity(args: argparse.Namespace) -> int:
+    """Re-read stored evidence, compare hashes, record in the custody log; exit 1 on any alert."""
+    from api.fixity import main as run_fixity
+
+    try:
+        return run_fixity(load_settings(args), args.evidence_id)
+    except ValueError as exc:
+        print(f"cctv fixity: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from cctv.demo import run_demo
 
@@ -136,6 +148,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)
     only = [name.strip() for name in args.only.split(",")] if args.only else None
     return run_bench(load_settings(args), quick=args.quick, only=only)
+
+
+def _read_key(value: str) -> str | bytes:
+    """A --public-key value: the key itself (base64/hex) or a file holding it."""
+    path = Path(value)
+    return path.read_bytes() if path.is_file() else value
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Offline: no settings, no services, only the bundle, the trusted keys and the TSA CA."""
+    from evidence_store.verify import verify_bundle
+
+    bundle = Path(args.bundle)
+    if not bundle.is_file():
+        print(f"cctv verify: error: bundle {bundle} does not exist", file=sys.stderr)
+        return 2
+    try:
+        keys = [_read_key(value) for value in args.public_key]
+        tsa_ca = Path(args.tsa_ca).read_bytes() if args.tsa_ca else None
+        report = verify_bundle(bundle, keys, tsa_ca)
+    except (OSError, ValueError) as exc:
+        print(f"cctv verify: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(report.render(), end="")
+    return 0 if report.ok else 1
 
 
 # --------------------------------------------------------------------------- parser
@@ -165,10 +205,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("evidence", help="seal evidence for closed incidents").set_defaults(func=cmd_evidence)
     sub.add_parser("api", help="serve the REST API and persist topics").set_defaults(func=cmd_api)
 
+    fixity = sub.add_parser("fixity", help="re-read stored evidence, compare hashes, alert on mismatch")
+    fixity.add_argument("--evidence-id", help="check only this evidence item (default: all)")
+    fixity.set_defaults(func=cmd_fixity)
+
     bench = sub.add_parser("bench", help="measure throughput and latency on this machine")
     bench.add_argument("--quick", action="store_true", help="short runs (CI smoke)")
     bench.add_argument("--only", help="comma-separated sections: broker,ingest,detector,evidence,e2e")
     bench.set_defaults(func=cmd_bench)
+
+    verify = sub.add_parser("verify", help="check an export bundle offline (hashes, signatures, custody)")
+    verify.add_argument("bundle", help="the export bundle (.zip)")
+    verify.add_argument(
+        "--public-key",
+        action="append",
+        required=True,
+        help="trusted Ed25519 public key (base64 or hex) or a file holding it; repeatable",
+    )
+    verify.add_argument("--tsa-ca", help="PEM of the trusted timestamp authority CA")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(func=cmd_verify)
     return parser
 
 
