@@ -34,8 +34,7 @@ from api.models import CustodyCheckpointRow
 from cctv.config import Settings
 from cctv.contracts import ArtifactKind, sha256_hex
 from evidence_store.custody import canonical, checkpoint_document, problems_against_checkpoint
-from evidence_store.signing import ALGORITHM, ManifestSigner, key_id_for, verify_manifest
-from evidence_store.signing import _public_key_bytes as public_key_bytes
+from evidence_store.signing import ALGORITHM, ManifestSigner, key_id_for, public_key_bytes, verify_manifest
 from evidence_store.store import EvidenceStore, retain_until_for
 
 log = logging.getLogger(__name__)

@@ -136,7 +136,7 @@ def load_signer(settings: Settings) -> ManifestSigner:
     return signer
 
 
-def _public_key_bytes(public_key: bytes | str) -> bytes:
+def public_key_bytes(public_key: bytes | str) -> bytes:
     if isinstance(public_key, bytes) and len(public_key) == SEED_BYTES:
         return public_key
     text = public_key.decode("ascii") if isinstance(public_key, bytes) else public_key
@@ -157,7 +157,7 @@ def verify_manifest(
     """
     try:
         document = signature if isinstance(signature, dict) else json.loads(signature)
-        key = _public_key_bytes(public_key)
+        key = public_key_bytes(public_key)
         if document.get("algorithm") != ALGORITHM or document.get("key_id") != key_id_for(key):
             return False
         if document.get("manifest_sha256") != sha256_hex(manifest):

@@ -16,7 +16,7 @@ from nacl.signing import VerifyKey
 
 from cctv.contracts import sha256_hex
 from evidence_store.custody import canonical
-from evidence_store.signing import SEED_BYTES, _public_key_bytes, key_id_for, verify_manifest
+from evidence_store.signing import SEED_BYTES, key_id_for, public_key_bytes, verify_manifest
 
 SIGNATURE_FIELDS = frozenset({"algorithm", "key_id", "manifest_sha256", "public_key", "signature"})
 
@@ -49,7 +49,7 @@ def parse_public_key(value: str | bytes) -> bytes:
             text = (value.decode("ascii") if isinstance(value, bytes) else value).strip()
         except UnicodeDecodeError as exc:
             raise ValueError("public key must be 32 raw bytes, 64 hex characters or base64") from exc
-        raw = _public_key_bytes(text)
+        raw = public_key_bytes(text)
     if len(raw) != SEED_BYTES:
         raise ValueError(f"an Ed25519 public key has {SEED_BYTES} bytes, this one {len(raw)}")
     try:
