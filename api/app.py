@@ -7,6 +7,11 @@ checkpoint of every custody chain head to the WORM bucket every
 down at start-up the app still serves (``/readyz`` says why it is not ready)
 while a background thread retries the bootstrap and then starts the persister.
 
+Redaction jobs run in the app's own bounded executor (:mod:`api.redaction_jobs`):
+stopping cancels queued jobs (marked failed) and start-up marks jobs a stopped
+process left pending as failed. Share-link tokens travel in the URL path, so the
+access log shows ``/api/v1/shared/<redacted>`` instead (:class:`ShareTokenFilter`).
+
 The signing key is the evidence worker's (``load_signer``: the same key file);
 without it the app does not start outside development, since it could neither
 sign checkpoints nor publish the key that verifies the evidence.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Generator
 from datetime import UTC, datetime
@@ -30,7 +36,21 @@ from api.deps import AppContext
 from api.metrics import ApiMetrics
 from api.persister import MAX_BACKOFF_S, run_persister
 from api.problems import install_problem_handlers
-from api.routers import cameras, cases, custody, evidence, health, incidents, keys
+from api.redaction_jobs import RedactionRunner, fail_abandoned
+from api.routers import (
+    cameras,
+    cases,
+    custody,
+    disclosures,
+    evidence,
+    exports,
+    health,
+    incidents,
+    keys,
+    redactions,
+    shares,
+)
+from api.shares import SHARED_PATH
 from api.upserts import upsert_cameras
 from cctv.config import CameraRegistry, Settings
 from cctv.objectstore import make_client
@@ -39,6 +59,25 @@ from evidence_store.signing import load_signer
 log = logging.getLogger(__name__)
 
 THREAD_JOIN_S = 20.0
+_SHARED_TOKEN = re.compile(re.escape(SHARED_PATH) + r"[^/?\s\"]+")
+
+
+class ShareTokenFilter(logging.Filter):
+    """Keeps share-link tokens (bearer secrets in the URL path) out of uvicorn's access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SHARED_TOKEN.sub(SHARED_PATH + "<redacted>", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
+def _install_token_filter() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, ShareTokenFilter) for f in access.filters):
+        access.addFilter(ShareTokenFilter())
 
 
 def bootstrap_database(context: AppContext) -> None:
@@ -46,6 +85,8 @@ def bootstrap_database(context: AppContext) -> None:
     run_migrations(context.engine)
     with context.sessions.begin() as session:
         upsert_cameras(session, context.registry, datetime.now(UTC))
+    with context.sessions() as session:
+        fail_abandoned(session)
     context.schema_ready.set()
 
 
@@ -76,6 +117,9 @@ def create_app(settings: Settings, registry: CameraRegistry, *, start_persister:
         metrics=ApiMetrics(),
         signer=load_signer(settings),
     )
+    runner = RedactionRunner(context.sessions, context.store, settings, context.signer)
+    context.redactions = runner
+    _install_token_filter()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,6 +152,7 @@ def create_app(settings: Settings, registry: CameraRegistry, *, start_persister:
             yield
         finally:
             stop.set()
+            await asyncio.to_thread(runner.shutdown, THREAD_JOIN_S)
             for thread in threads:
                 await asyncio.to_thread(thread.join, THREAD_JOIN_S)
                 if thread.is_alive():
@@ -118,8 +163,8 @@ def create_app(settings: Settings, registry: CameraRegistry, *, start_persister:
         title="CCTV incidents API",
         version="0.1.0",
         summary=(
-            "Incidents, sealed evidence with its custody log, cases and camera health "
-            "of the CCTV incident-flagging pipeline."
+            "Incidents, sealed evidence with its custody log, cases, exports, share links, the "
+            "disclosure log, redactions and camera health of the CCTV incident-flagging pipeline."
         ),
         lifespan=lifespan,
     )
@@ -130,6 +175,11 @@ def create_app(settings: Settings, registry: CameraRegistry, *, start_persister:
         evidence.router,
         cases.router,
         custody.router,
+        redactions.router,
+        exports.router,
+        shares.router,
+        shares.public_router,
+        disclosures.router,
         keys.router,
         cameras.router,
         health.router,

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 PREFIX = "custody/checkpoints/"
 VERIFY_DEPTH = 3  # newest checkpoints read back by a verification (each covers every chain)
+# One writer at a time in this process: the periodic checkpointer, POST /custody/checkpoints and
+# every export write checkpoints, and two writers reading the same "newest" would fork the links.
+_WRITE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,13 @@ def write_checkpoint(
     session: Session, store: Minio, settings: Settings, signer: ManifestSigner, now: datetime | None = None
 ) -> CustodyCheckpointRow:
     """Sign every chain head now and store it (linked to the bucket's newest checkpoint)."""
-    now = now or datetime.now(UTC)
+    with _WRITE_LOCK:
+        return _write_checkpoint(session, store, settings, signer, now or datetime.now(UTC))
+
+
+def _write_checkpoint(
+    session: Session, store: Minio, settings: Settings, signer: ManifestSigner, now: datetime
+) -> CustodyCheckpointRow:
     bucket = settings.s3.evidence_bucket
     heads = custody.heads(session)
     previous = latest_keys(store, bucket, 1)

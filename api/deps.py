@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -15,9 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.custody import Actor
 from api.metrics import ApiMetrics
 from api.problems import Problem
+from api.redaction_jobs import RedactionRunner
 from cctv.config import CameraRegistry, Settings
 from evidence_store.custody import ActorRole
 from evidence_store.signing import ManifestSigner
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -31,6 +37,9 @@ class AppContext:
     signer: ManifestSigner
     schema_ready: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
+    # What share links compare their expiry with; tests move it instead of sleeping.
+    clock: Callable[[], datetime] = utc_now
+    redactions: RedactionRunner | None = None
 
 
 def get_context(request: Request) -> AppContext:
@@ -61,6 +70,16 @@ def get_metrics(context: ContextDep) -> ApiMetrics:
 
 def get_signer(context: ContextDep) -> ManifestSigner:
     return context.signer
+
+
+def get_now(context: ContextDep) -> datetime:
+    return context.clock()
+
+
+def get_runner(context: ContextDep) -> RedactionRunner:
+    if context.redactions is None:
+        raise Problem(503, "Redactions unavailable", "this API instance runs no redaction jobs")
+    return context.redactions
 
 
 # --------------------------------------------------------------------------- who is acting
@@ -125,5 +144,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Minio, Depends(get_store)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 SignerDep = Annotated[ManifestSigner, Depends(get_signer)]
+NowDep = Annotated[datetime, Depends(get_now)]
+RunnerDep = Annotated[RedactionRunner, Depends(get_runner)]
 ActorDep = Annotated[Actor, Depends(get_actor)]
 LegalActorDep = Annotated[Actor, Depends(get_legal_actor)]

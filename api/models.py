@@ -11,6 +11,10 @@ Design notes:
   microseconds and rendered back with the same ``utc_iso`` text that was hashed);
 - the old ``evidence_access`` table was folded into the chains by migration 0002
   and dropped (why: see that migration).
+- ``exports``, ``shares`` and ``redactions`` (migration 0003) index what was
+  disclosed and derived; the objects themselves are in the WORM bucket and every
+  event is also on the items' custody chains. ``shares`` stores only the SHA-256
+  of a link's token, never the token.
 """
 
 from __future__ import annotations
@@ -251,3 +255,97 @@ class CaseItemRow(Base):
 
     case: Mapped[CaseRow] = relationship(back_populates="items")
     evidence: Mapped[EvidenceRow] = relationship()
+
+
+# --------------------------------------------------------------------------- disclosure
+
+
+REDACTION_PENDING = "pending"
+REDACTION_DONE = "done"
+REDACTION_FAILED = "failed"
+
+
+class ExportRow(Base):
+    """A court export bundle stored in the WORM bucket (the bucket's object, not this row, is the proof)."""
+
+    __tablename__ = "exports"
+    export_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    recipient: Mapped[str | None] = mapped_column(String(200))
+    organisation: Mapped[str | None] = mapped_column(String(300))
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.case_id"))
+    case_reference: Mapped[str | None] = mapped_column(String(64))
+    # [{"evidence_id": ..., "exhibit_ref": ...}] in bundle order.
+    items: Mapped[list[Any]]
+    bucket: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(String(1024))
+    version_id: Mapped[str | None] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+    @property
+    def evidence_ids(self) -> list[str]:
+        return [str(item["evidence_id"]) for item in self.items]
+
+    @property
+    def exhibit_refs(self) -> list[str]:
+        return [str(item["exhibit_ref"]) for item in self.items]
+
+
+class ShareRow(Base):
+    """An expiring, revocable link to one export for an external recipient.
+
+    Only the SHA-256 of the link's token is stored: the token itself is shown once
+    when the share is made, so nobody reading the database can use a link.
+    """
+
+    __tablename__ = "shares"
+    share_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    export_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("exports.export_id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    recipient: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    use_count: Mapped[int] = mapped_column(default=0)
+    last_used_at: Mapped[datetime | None]
+
+    export: Mapped[ExportRow] = relationship()
+
+
+class RedactionRow(Base):
+    """A redaction job and, once done, the three locked objects it stored (video, record, signature)."""
+
+    __tablename__ = "redactions"
+    redaction_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    evidence_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("evidence.evidence_id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(32))
+    request: Mapped[dict[str, Any]]
+    requested_by: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # Set together, only when the job is done (never for a failed job).
+    video_key: Mapped[str | None] = mapped_column(String(1024))
+    video_version: Mapped[str | None] = mapped_column(String(255))
+    video_sha256: Mapped[str | None] = mapped_column(String(64))
+    video_size: Mapped[int | None] = mapped_column(BigInteger)
+    record_key: Mapped[str | None] = mapped_column(String(1024))
+    record_version: Mapped[str | None] = mapped_column(String(255))
+    record_sha256: Mapped[str | None] = mapped_column(String(64))
+    signature_key: Mapped[str | None] = mapped_column(String(1024))
+    signature_version: Mapped[str | None] = mapped_column(String(255))
+    signature_sha256: Mapped[str | None] = mapped_column(String(64))

@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from api.models import CASE_REFERENCE_PATTERN
 from cctv.contracts import Box, DetectorInfo, FrameSpan
 from evidence_store.custody import CustodyEntry
+from evidence_store.redact import RedactionRequest
 
 IncidentStatus = Literal["open", "closed", "pending"]
 Rule = Literal["loitering", "group_loitering", "tamper", "area_change", "object_removed"]
@@ -293,3 +294,153 @@ class CheckOut(BaseModel):
 class ReadyOut(BaseModel):
     ready: bool
     checks: dict[str, CheckOut]
+
+
+# --------------------------------------------------------------------------- exports
+
+Recipient = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Organisation = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+class ExportIn(In):
+    evidence_ids: list[uuid.UUID] | None = Field(
+        default=None, min_length=1, max_length=100, description="the items to export (or case_id)"
+    )
+    case_id: uuid.UUID | None = Field(default=None, description="export every exhibit of this case")
+    reason: Reason
+    recipient: Recipient | None = Field(default=None, description="who the bundle is for")
+    organisation: Organisation | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExportIn:
+        if (self.evidence_ids is None) == (self.case_id is None):
+            raise ValueError("give exactly one of evidence_ids or case_id")
+        return self
+
+
+class ExportItemOut(BaseModel):
+    evidence_id: uuid.UUID
+    exhibit_ref: str
+
+
+class ExportOut(Out):
+    export_id: uuid.UUID
+    created_at: datetime
+    actor: str
+    role: str
+    reason: str
+    recipient: str | None
+    organisation: str | None
+    case_id: uuid.UUID | None
+    case_reference: str | None
+    items: list[ExportItemOut] = Field(description="the exhibits in bundle order")
+    bucket: str
+    key: str = Field(description="the bundle's key in the WORM bucket")
+    version_id: str | None
+    sha256: str = Field(description="SHA-256 of the stored bundle (what a recipient receives)")
+    size: int
+    download_path: str
+
+
+class ExportPage(BaseModel):
+    items: list[ExportOut]
+    total: int
+    limit: int
+    offset: int
+
+
+# --------------------------------------------------------------------------- shares
+
+ShareStatus = Literal["active", "expired", "revoked"]
+
+
+class ShareIn(In):
+    export_id: uuid.UUID
+    recipient: Recipient
+    organisation: Organisation
+    reason: Reason
+    expires_in_hours: float = Field(gt=0, description="lifetime of the link (at most api.share_max_hours)")
+
+
+class RevokeIn(In):
+    reason: Reason
+
+
+class ShareOut(Out):
+    share_id: uuid.UUID
+    export_id: uuid.UUID
+    recipient: str
+    organisation: str
+    reason: str
+    created_at: datetime
+    created_by: str
+    role: str
+    expires_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+    uses: int = Field(description="successful downloads through the link")
+    last_used_at: datetime | None
+    status: ShareStatus
+
+
+class ShareCreatedOut(BaseModel):
+    share: ShareOut
+    token: str = Field(description="shown ONCE: only its SHA-256 is stored")
+    url_path: str = Field(description="the link to send (append to the API's public base URL)")
+
+
+# --------------------------------------------------------------------------- disclosures
+
+
+class DisclosureOut(BaseModel):
+    date: datetime
+    kind: Literal["share", "export"]
+    recipient: str | None
+    organisation: str | None
+    reason: str
+    shared_by: str
+    role: str
+    exhibit_refs: list[str]
+    evidence_ids: list[str]
+    export_id: uuid.UUID
+    share_id: uuid.UUID | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    uses: int | None
+
+
+# --------------------------------------------------------------------------- redactions
+
+RedactionStatus = Literal["pending", "done", "failed"]
+
+
+class RedactionIn(In):
+    request: RedactionRequest
+    reason: Reason
+
+
+class StoredObjectOut(BaseModel):
+    key: str
+    version_id: str | None
+    sha256: str
+    size: int | None = None
+
+
+class RedactionOut(BaseModel):
+    redaction_id: uuid.UUID
+    evidence_id: uuid.UUID
+    status: RedactionStatus
+    error: str | None
+    mode: str
+    request: dict[str, Any]
+    requested_by: str
+    role: str
+    reason: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    video: StoredObjectOut | None = Field(description="the redacted MP4 (status done only)")
+    record: StoredObjectOut | None = Field(description="the signed redaction record")
+    signature: StoredObjectOut | None
+    video_path: str | None = Field(description="API path of the video download (reason required)")

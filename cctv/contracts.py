@@ -187,6 +187,8 @@ class ArtifactKind(StrEnum):
     # Signed snapshots of every custody chain head (see evidence_store.custody).
     CUSTODY_CHECKPOINT = "custody_checkpoint"
     CUSTODY_CHECKPOINT_SIGNATURE = "custody_checkpoint_signature"
+    # A court export bundle (ZIP) as stored in the WORM bucket (see evidence_store.bundle).
+    EXPORT_BUNDLE = "export_bundle"
 
 
 class StoredArtifact(BaseModel):

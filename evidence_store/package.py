@@ -65,6 +65,7 @@ CONTENT_TYPES: dict[ArtifactKind, str] = {
     ArtifactKind.REDACTION_SIGNATURE: "application/json",
     ArtifactKind.CUSTODY_CHECKPOINT: "application/json",
     ArtifactKind.CUSTODY_CHECKPOINT_SIGNATURE: "application/json",
+    ArtifactKind.EXPORT_BUNDLE: "application/zip",
 }
 
 # One thread: with 2, x264 gave different bytes for the same frames in 2 of 4 runs; with 1, 10 of 10

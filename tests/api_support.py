@@ -45,6 +45,11 @@ from cctv.contracts import (
 )
 from cctv.objectstore import ensure_evidence_bucket, make_client
 from evidence_store.custody import CustodyEntry
+from evidence_store.package import CameraInfo, EvidencePackage, build_package
+from evidence_store.store import EvidenceStore, retain_until_for
+from evidence_store.timestamp import request_token
+from evidence_store.window import FrameWindow, WindowFrame, find_gaps
+from ingest.sim import scene_from_url, scripted_frames
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 # Who is acting (placeholder identity headers until real logins): a legal user may do everything.
@@ -325,3 +330,104 @@ def api_under_test(settings: Settings, url: str) -> Iterator[ApiUnderTest]:
             context.sessions, None, None, settings.kafka, threading.Event(), context.metrics
         )
         yield ApiUnderTest(client, persister, settings)
+
+
+# --------------------------------------------------------------------------- real sealed evidence
+
+# The sim's street with real (rendered) pedestrians; frames 105.. of seed 5: person 6 crosses the
+# whole clip, person 7 enters later (see tests/test_redaction.py).
+WALKERS = Camera(id="cam2", name="Car park", location="Car park, Bridge Rd", source="sim://walkers?seed=5")
+WALKERS_FIRST = 105
+WALKERS_SUBJECT = 6
+
+
+@dataclass(frozen=True)
+class SimSealed:
+    """A sim clip sealed exactly as the evidence worker seals one, and persisted by the API."""
+
+    message: EvidenceSealed
+    package: EvidencePackage
+    opened: IncidentMessage
+    truth: list[dict[int, tuple[int, int, int, int]]]  # per frame: person id -> box
+
+    @property
+    def evidence_id(self) -> uuid.UUID:
+        return self.message.evidence_id
+
+
+def seal_sim(
+    api: ApiUnderTest,
+    *,
+    camera: Camera = WALKERS,
+    first: int = WALKERS_FIRST,
+    count: int = 6,
+    subject_frame: int = 0,
+    subjects: tuple[int, ...] = (WALKERS_SUBJECT,),
+    tsa_url: str | None = None,
+) -> SimSealed:
+    """Frames ``first..first+count-1`` of a sim camera: master, H.264 working copy, manifest signed with
+    the API's key (the evidence worker's), optional RFC 3161 token, written COMPLIANCE-locked by
+    :class:`EvidenceStore`; the incident's OPENED event carries the sim's true boxes of ``subjects``
+    at ``subject_frame`` (a redaction's default subjects), then it is persisted like the topics."""
+    now = datetime.now(UTC)
+    start = now - timedelta(minutes=5)
+    frames = scripted_frames(camera, (first + count + 0.5) / camera.fps, start=start)[first : first + count]
+    scene = scene_from_url(camera.source)
+    truth = [{p.person_id: p.box for p in scene.people_at((first + i) / camera.fps)} for i in range(count)]
+    items = tuple(WindowFrame(f, offset=1000 + i) for i, f in enumerate(frames))
+    window = FrameWindow(
+        camera_id=camera.id,
+        topic="t.frames",
+        partition=0,
+        start_offset=1000,
+        window_start=items[0].frame.capture_ts,
+        window_end=items[-1].frame.capture_ts,
+        frames=items,
+        integrity_problems=(),
+        gaps=find_gaps(items),
+        complete=True,
+        end_reason="post-roll reached",
+        last_offset_read=1000 + count,
+    )
+    incident_id, at = uuid.uuid4(), frames[subject_frame].capture_ts
+    boxes = tuple(
+        Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3], confidence=0.9, track_id=pid)
+        for pid, b in truth[subject_frame].items()
+        if pid in subjects
+    )
+    common: dict[str, Any] = {
+        "incident_id": incident_id,
+        "camera_id": camera.id,
+        "rule": "loitering",
+        "zone_id": "door",
+        "track_ids": tuple(b.track_id for b in boxes if b.track_id is not None),
+        "started_at": frames[0].capture_ts,
+        "threshold_at": at,
+        "summary": "person loitering by the door",
+        "frames": FrameSpan(partition=0, start_offset=1000, end_offset=1000 + count - 1),
+        "detector": DETECTOR,
+    }
+    opened = IncidentMessage(event=IncidentEvent.OPENED, event_at=at, boxes=boxes, dwell_s=60.0, **common)
+    closed = IncidentMessage(
+        event=IncidentEvent.CLOSED,
+        event_at=frames[-1].capture_ts,
+        ended_at=frames[-1].capture_ts,
+        boxes=boxes,
+        dwell_s=61.0,
+        **common,
+    )
+    signer = api.context.signer
+    package = build_package(
+        closed,
+        window,
+        CameraInfo(camera.id, camera.name, camera.location, in_registry=True),
+        sealed_at=now,
+        retain_until=retain_until_for(now, 1),
+        signing_key_id=signer.key_id,
+    )
+    token = request_token(tsa_url, package.manifest_sha256, timeout_s=10) if tsa_url else None
+    store = EvidenceStore(make_client(api.settings.s3), api.settings.s3)
+    store.ensure_bucket()
+    message = store.write(closed, package, signer.sign(package.manifest), token)
+    api.persister.persist([opened, closed, message])
+    return SimSealed(message, package, opened, truth)

@@ -1,0 +1,158 @@
+"""The disclosure log (legal, admin): every time evidence was given to someone outside, in date order.
+
+The ICO's CCTV guidance asks controllers to keep a record of each disclosure:
+when, to whom (person and organisation), why, and what. A row per share link
+(the link is the disclosure; its expiry, revocation and use count follow it) and
+a row per export that names a recipient (a bundle handed over by other means).
+Exports without a recipient are internal copies and not listed. Oldest first,
+as a register is read; ``?format=csv`` gives the same rows as a spreadsheet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from api.deps import LegalActorDep, SessionDep
+from api.models import ExportRow, ShareRow
+from api.schemas import DisclosureOut
+
+router = APIRouter(prefix="/api/v1/disclosures", tags=["disclosures"])
+
+CSV_COLUMNS = (
+    "date",
+    "kind",
+    "recipient",
+    "organisation",
+    "reason",
+    "shared_by",
+    "role",
+    "exhibit_refs",
+    "evidence_ids",
+    "export_id",
+    "share_id",
+    "expires_at",
+    "revoked_at",
+    "uses",
+)
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection): prefixed with '.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _share_row(share: ShareRow) -> DisclosureOut:
+    export = share.export
+    return DisclosureOut(
+        date=share.created_at,
+        kind="share",
+        recipient=share.recipient,
+        organisation=share.organisation,
+        reason=share.reason,
+        shared_by=share.created_by,
+        role=share.role,
+        exhibit_refs=export.exhibit_refs,
+        evidence_ids=export.evidence_ids,
+        export_id=export.export_id,
+        share_id=share.share_id,
+        expires_at=share.expires_at,
+        revoked_at=share.revoked_at,
+        uses=share.use_count,
+    )
+
+
+def _export_row(export: ExportRow) -> DisclosureOut:
+    return DisclosureOut(
+        date=export.created_at,
+        kind="export",
+        recipient=export.recipient,
+        organisation=export.organisation,
+        reason=export.reason,
+        shared_by=export.actor,
+        role=export.role,
+        exhibit_refs=export.exhibit_refs,
+        evidence_ids=export.evidence_ids,
+        export_id=export.export_id,
+        share_id=None,
+        expires_at=None,
+        revoked_at=None,
+        uses=None,
+    )
+
+
+def disclosures(session: Session, since: datetime | None, until: datetime | None) -> list[DisclosureOut]:
+    shares = select(ShareRow).options(selectinload(ShareRow.export))
+    exports = select(ExportRow).where(
+        or_(ExportRow.recipient.is_not(None), ExportRow.organisation.is_not(None))
+    )
+    if since is not None:
+        shares, exports = (
+            shares.where(ShareRow.created_at >= since),
+            exports.where(ExportRow.created_at >= since),
+        )
+    if until is not None:
+        shares, exports = (
+            shares.where(ShareRow.created_at < until),
+            exports.where(ExportRow.created_at < until),
+        )
+    rows = [_share_row(s) for s in session.scalars(shares)] + [
+        _export_row(e) for e in session.scalars(exports)
+    ]
+    return sorted(rows, key=lambda r: (r.date, r.kind, str(r.share_id or r.export_id)))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, list):
+        value = "; ".join(str(v) for v in value)
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def to_csv(rows: list[DisclosureOut]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        values = row.model_dump()
+        writer.writerow([_cell(values[column]) for column in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@router.get(
+    "",
+    response_model=list[DisclosureOut],
+    summary="The disclosure log: date, recipient, organisation, reason, what and by whom (legal, admin)",
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON rows, or CSV with ?format=csv"}},
+)
+def get_disclosures(
+    session: SessionDep,
+    _actor: LegalActorDep,
+    format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
+    since: Annotated[
+        datetime | None, Query(description="disclosed at or after, ISO 8601 (UTC if no offset)")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="disclosed before, ISO 8601")] = None,
+) -> Any:
+    rows = disclosures(session, _utc(since), _utc(until))
+    if format == "csv":
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return Response(
+            to_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="disclosure-log-{stamp}.csv"'},
+        )
+    return rows
