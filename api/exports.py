@@ -24,6 +24,14 @@ If step 3 or 4 fails after the entries of step 2 were committed, a
 ``download_refused`` entry (``result: export_failed``) follows them, so the log
 never leaves an export looking complete when no bundle was stored.
 
+Contents (``ExportIn.contents``): ``full`` carries each item's master, working
+copy and every done redaction. ``redacted`` is a disclosure to a third party
+(ICO CCTV guidance: people other than the subjects obscured): the chosen
+redactions (``redaction_ids``, else each item's newest done one) and never the
+master or working copy, which are not even read. An item without a done
+redaction is refused (409) before anything is read or recorded; the exported
+entry's details name the contents and the redaction ids disclosed.
+
 Exhibit references: a case export uses the case's exhibit refs
 (``<case reference>/<nnn>``); an export of items uses each evidence id as its
 reference (stable, unique, and what the exhibit report and custody log name).
@@ -36,6 +44,7 @@ past 8 MB, but a case of many long clips would need a streaming ZIP writer.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -57,7 +66,7 @@ from api.schemas import ExportIn
 from api.serving import ObjectRef, fetch_or_refuse, record_each
 from cctv.config import Settings
 from cctv.contracts import ArtifactKind
-from evidence_store.bundle import BundleItem, ExportRequest, build_bundle
+from evidence_store.bundle import REDACTED, BundleItem, ExportRequest, build_bundle, redaction_links
 from evidence_store.custody import CustodyAction
 from evidence_store.signing import ManifestSigner
 from evidence_store.store import EvidenceStore, retain_until_for
@@ -67,6 +76,7 @@ log = logging.getLogger(__name__)
 EXPORTS_PREFIX = "exports/"
 REQUIRED = (ArtifactKind.MANIFEST, ArtifactKind.SIGNATURE, ArtifactKind.MASTER)
 OPTIONAL = (ArtifactKind.WORKING_COPY, ArtifactKind.TIMESTAMP)
+UNREDACTED = (ArtifactKind.MASTER, ArtifactKind.WORKING_COPY)  # never read for a redacted export
 
 
 def export_key(export_id: uuid.UUID, at: datetime) -> str:
@@ -118,6 +128,69 @@ def select_items(session: Session, body: ExportIn) -> Selection:
     return Selection([Exhibit(holds.load_evidence(session, e), str(e)) for e in ids], None)
 
 
+# --------------------------------------------------------------------------- redactions
+
+
+def _done_redactions(session: Session, evidence_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[RedactionRow]]:
+    """Every done redaction of each item, oldest first."""
+    rows = session.scalars(
+        select(RedactionRow)
+        .where(RedactionRow.evidence_id.in_(evidence_ids), RedactionRow.status == REDACTION_DONE)
+        .order_by(RedactionRow.created_at, RedactionRow.redaction_id)
+    ).all()
+    done: dict[uuid.UUID, list[RedactionRow]] = {e: [] for e in evidence_ids}
+    for row in rows:
+        done[row.evidence_id].append(row)
+    return done
+
+
+def _named_redactions(session: Session, selection: Selection, ids: list[uuid.UUID]) -> list[RedactionRow]:
+    """The redactions a redacted export names: each must exist, be done and be of an exported item."""
+    rows = {
+        r.redaction_id: r
+        for r in session.scalars(select(RedactionRow).where(RedactionRow.redaction_id.in_(ids)))
+    }
+    exported = set(selection.evidence_ids)
+    for redaction_id in ids:
+        row = rows.get(redaction_id)
+        if row is None:
+            raise not_found("redaction", redaction_id)
+        if row.evidence_id not in exported:
+            raise Problem(
+                409,
+                "Redaction of another item",
+                f"redaction {redaction_id} is of evidence {row.evidence_id}, which is not in this export",
+            )
+        if row.status != REDACTION_DONE:
+            raise Problem(409, "Redaction not done", f"redaction {redaction_id} is {row.status}, not done")
+    return [rows[i] for i in dict.fromkeys(ids)]
+
+
+def choose_redactions(
+    session: Session, selection: Selection, body: ExportIn
+) -> dict[uuid.UUID, list[RedactionRow]]:
+    """Per item, the redactions the bundle carries. Full: every done one. Redacted: those named in
+    ``redaction_ids``, else the newest done one; an item with none is refused (409) naming it."""
+    done = _done_redactions(session, selection.evidence_ids)
+    if body.contents != REDACTED:
+        return done
+    named = _named_redactions(session, selection, body.redaction_ids or [])
+    chosen: dict[uuid.UUID, list[RedactionRow]] = {}
+    for exhibit in selection.exhibits:
+        evidence_id = exhibit.evidence.evidence_id
+        mine = [r for r in named if r.evidence_id == evidence_id]
+        chosen[evidence_id] = mine or done[evidence_id][-1:]
+        if not chosen[evidence_id]:
+            raise Problem(
+                409,
+                "No redaction to disclose",
+                f"exhibit {exhibit.exhibit_ref} (evidence {evidence_id}) has no done redaction: a redacted "
+                "export discloses redacted copies only; request a redaction of it first",
+                extra={"evidence_id": str(evidence_id), "exhibit_ref": exhibit.exhibit_ref},
+            )
+    return chosen
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -154,9 +227,10 @@ class ItemData:
     exhibit: Exhibit
     artifacts: dict[ArtifactKind, bytes]
     derivatives: dict[str, bytes]
+    redaction_ids: list[str]
 
 
-def _read_item(reader: Reader, exhibit: Exhibit) -> ItemData:
+def _read_item(reader: Reader, exhibit: Exhibit, redactions: list[RedactionRow], contents: str) -> ItemData:
     evidence = exhibit.evidence
     by_kind = {a.kind: a for a in evidence.artifacts}
     missing = [k.value for k in REQUIRED if k.value not in by_kind]
@@ -167,20 +241,30 @@ def _read_item(reader: Reader, exhibit: Exhibit) -> ItemData:
             f"evidence {evidence.evidence_id} lacks {', '.join(missing)}: not exported",
         )
     data: dict[ArtifactKind, bytes] = {}
+    skipped = UNREDACTED if contents == REDACTED else ()
     for kind in (*REQUIRED, *OPTIONAL):
-        if (a := by_kind.get(kind.value)) is not None:
+        if kind not in skipped and (a := by_kind.get(kind.value)) is not None:
             obj = ObjectRef(kind.value, evidence.bucket, a.key, a.version_id, a.sha256)
             data[kind] = reader.read(evidence.evidence_id, obj)
-    return ItemData(exhibit, data, _read_redactions(reader, evidence))
+    derivatives = _read_redactions(reader, evidence, redactions)
+    if contents == REDACTED:
+        _require_link(exhibit, data[ArtifactKind.MANIFEST], derivatives)
+    return ItemData(exhibit, data, derivatives, [str(r.redaction_id) for r in redactions])
 
 
-def _read_redactions(reader: Reader, evidence: EvidenceRow) -> dict[str, bytes]:
-    """Every finished redaction as ``<id>.mp4``, ``<id>.json``, ``<id>.sig.json`` (the verifier's names)."""
-    rows = reader.session.scalars(
-        select(RedactionRow)
-        .where(RedactionRow.evidence_id == evidence.evidence_id, RedactionRow.status == REDACTION_DONE)
-        .order_by(RedactionRow.created_at)
-    ).all()
+def _require_link(exhibit: Exhibit, manifest: bytes, derivatives: dict[str, bytes]) -> None:
+    """Refused before anything is recorded: a redacted bundle whose copies are not of this master."""
+    master_sha = json.loads(manifest)["artifacts"]["master"]["sha256"]
+    if not redaction_links(derivatives, master_sha):
+        raise Problem(
+            409,
+            "Redaction does not match the item",
+            f"no chosen redaction of exhibit {exhibit.exhibit_ref} names its master sha256 {master_sha}",
+        )
+
+
+def _read_redactions(reader: Reader, evidence: EvidenceRow, rows: list[RedactionRow]) -> dict[str, bytes]:
+    """The chosen redactions as ``<id>.mp4``, ``<id>.json``, ``<id>.sig.json`` (the verifier's names)."""
     files: dict[str, bytes] = {}
     for row in rows:
         parts = (
@@ -242,9 +326,12 @@ class Exporter:
         selection = select_items(self.session, body)
         export_id, now = uuid.uuid4(), datetime.now(UTC)
         key = export_key(export_id, now)
+        chosen = choose_redactions(self.session, selection, body)
         reader = Reader(self.session, self.store, self.metrics, actor, body.reason, export_id)
-        items = [_read_item(reader, exhibit) for exhibit in selection.exhibits]
-        self._record_exported(actor, body, selection, export_id, key, now)
+        items = [
+            _read_item(reader, e, chosen[e.evidence.evidence_id], body.contents) for e in selection.exhibits
+        ]
+        self._record_exported(actor, body, selection, items, export_id, key, now)
         try:
             return self._seal(actor, body, selection, items, export_id, key, now)
         except Exception as exc:
@@ -273,6 +360,7 @@ class Exporter:
         actor: Actor,
         body: ExportIn,
         selection: Selection,
+        items: list[ItemData],
         export_id: uuid.UUID,
         key: str,
         now: datetime,
@@ -281,6 +369,7 @@ class Exporter:
         details = {
             "export_id": str(export_id),
             "bundle_key": key,
+            "contents": body.contents,
             "recipient": body.recipient,
             "organisation": body.organisation,
             "case_id": str(case.case_id) if case else None,
@@ -289,7 +378,8 @@ class Exporter:
         }
 
         def work(s: Session) -> None:
-            for exhibit in selection.exhibits:
+            for item in items:
+                exhibit = item.exhibit
                 manifest = next(
                     a for a in exhibit.evidence.artifacts if a.kind == ArtifactKind.MANIFEST.value
                 )
@@ -303,7 +393,11 @@ class Exporter:
                     object_key=manifest.key,
                     object_version=manifest.version_id,
                     object_sha256=manifest.sha256,
-                    details={**details, "exhibit_ref": exhibit.exhibit_ref},
+                    details={
+                        **details,
+                        "exhibit_ref": exhibit.exhibit_ref,
+                        "redaction_ids": item.redaction_ids,
+                    },
                 )
 
         custody.commit_with_retry(self.session, work)
@@ -331,6 +425,7 @@ class Exporter:
             organisation=body.organisation,
             case_reference=case.reference if case else None,
             case_title=case.title if case else None,
+            contents=body.contents,
         )
         bundle_items = [self._bundle_item(item, signed) for item in items]
         data = build_bundle(bundle_items, request, self.signer, _tsa_ca(self.settings))
@@ -348,9 +443,14 @@ class Exporter:
             organisation=body.organisation,
             case_id=case.case_id if case else None,
             case_reference=case.reference if case else None,
+            contents=body.contents,
             items=[
-                {"evidence_id": str(e.evidence.evidence_id), "exhibit_ref": e.exhibit_ref}
-                for e in selection.exhibits
+                {
+                    "evidence_id": str(i.exhibit.evidence.evidence_id),
+                    "exhibit_ref": i.exhibit.exhibit_ref,
+                    "redaction_ids": i.redaction_ids,
+                }
+                for i in items
             ],
             bucket=self.settings.s3.evidence_bucket,
             key=stored.key,
@@ -371,7 +471,7 @@ class Exporter:
             exhibit_ref=item.exhibit.exhibit_ref,
             manifest=data[ArtifactKind.MANIFEST],
             signature=data[ArtifactKind.SIGNATURE],
-            master=data[ArtifactKind.MASTER],
+            master=data.get(ArtifactKind.MASTER),  # absent from a redacted export: never read
             working_copy=data.get(ArtifactKind.WORKING_COPY),
             timestamp_token=data.get(ArtifactKind.TIMESTAMP),
             custody=custody.read_chain(self.session, evidence_id),

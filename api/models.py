@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from api.db import UtcDateTime
+from evidence_store.bundle import Contents
 
 INCIDENT_OPEN = "open"
 INCIDENT_CLOSED = "closed"
@@ -278,7 +279,9 @@ class ExportRow(Base):
     organisation: Mapped[str | None] = mapped_column(String(300))
     case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.case_id"))
     case_reference: Mapped[str | None] = mapped_column(String(64))
-    # [{"evidence_id": ..., "exhibit_ref": ...}] in bundle order.
+    # "full", or "redacted": redacted copies only, master and working copy withheld (migration 0004).
+    contents: Mapped[Contents] = mapped_column(String(16), default="full", server_default="full")
+    # [{"evidence_id": ..., "exhibit_ref": ..., "redaction_ids": [...]}] in bundle order.
     items: Mapped[list[Any]]
     bucket: Mapped[str] = mapped_column(String(255))
     key: Mapped[str] = mapped_column(String(1024))

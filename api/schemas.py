@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from api.models import CASE_REFERENCE_PATTERN
 from cctv.contracts import Box, DetectorInfo, FrameSpan
+from evidence_store.bundle import Contents
 from evidence_store.custody import CustodyEntry
 from evidence_store.redact import RedactionRequest
 
@@ -298,6 +299,7 @@ class ReadyOut(BaseModel):
 
 # --------------------------------------------------------------------------- exports
 
+ExportContents = Contents  # "full" | "redacted" (evidence_store.bundle)
 Recipient = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Organisation = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 
@@ -310,6 +312,18 @@ class ExportIn(In):
     reason: Reason
     recipient: Recipient | None = Field(default=None, description="who the bundle is for")
     organisation: Organisation | None = None
+    contents: ExportContents = Field(
+        default="full",
+        description="full: master, working copy and any redactions; redacted: a disclosure to a third "
+        "party (ICO CCTV guidance) with the redacted copies only, master and working copy withheld",
+    )
+    redaction_ids: list[uuid.UUID] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="redacted exports only: the done redactions to disclose; an item none of them "
+        "belongs to gets its newest done redaction",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ExportIn:
@@ -317,10 +331,20 @@ class ExportIn(In):
             raise ValueError("give exactly one of evidence_ids or case_id")
         return self
 
+    @model_validator(mode="after")
+    def _redactions_chosen_for_redacted_only(self) -> ExportIn:
+        # A full export carries every done redaction: choosing some there would silently drop others.
+        if self.redaction_ids is not None and self.contents != "redacted":
+            raise ValueError("redaction_ids are for contents 'redacted' only")
+        return self
+
 
 class ExportItemOut(BaseModel):
     evidence_id: uuid.UUID
     exhibit_ref: str
+    redaction_ids: list[uuid.UUID] = Field(
+        default_factory=list, description="the redactions in the bundle for this item"
+    )
 
 
 class ExportOut(Out):
@@ -333,6 +357,7 @@ class ExportOut(Out):
     organisation: str | None
     case_id: uuid.UUID | None
     case_reference: str | None
+    contents: ExportContents = Field(description="full, or redacted (master and working copy withheld)")
     items: list[ExportItemOut] = Field(description="the exhibits in bundle order")
     bucket: str
     key: str = Field(description="the bundle's key in the WORM bucket")
@@ -396,6 +421,7 @@ class ShareCreatedOut(BaseModel):
 class DisclosureOut(BaseModel):
     date: datetime
     kind: Literal["share", "export"]
+    contents: ExportContents = Field(description="what was disclosed: full footage, or redacted copies only")
     recipient: str | None
     organisation: str | None
     reason: str

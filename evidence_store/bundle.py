@@ -15,8 +15,8 @@ Layout::
         manifest.json       the signed evidence manifest, exactly as sealed
         manifest.sig.json   its signature artifact
         manifest.tsr        optional: RFC 3161 timestamp token over the manifest's SHA-256
-        master.tar          the frames exactly as ingested
-        working.mp4         optional: the H.264 working copy with burn-in
+        master.tar          the frames exactly as ingested (not in a redacted bundle)
+        working.mp4         optional: the H.264 working copy with burn-in (not in a redacted bundle)
         custody.jsonl       the item's whole custody chain, one canonical-JSON entry per line
         checkpoint.json     optional: the latest signed custody checkpoint covering the item
         checkpoint.sig.json its signature artifact
@@ -27,10 +27,21 @@ Layout::
 ``bundle.json``: ``bundle_version``, ``export_id``, ``created_at`` (UTC), ``produced_by``
 {actor, role}, ``reason``, ``recipient``, ``organisation``, ``case`` {reference, title} or
 null, ``signing_key_id``, ``items`` [{evidence_id, exhibit_ref, path, manifest_sha256,
-custody_head {seq, hash} or null}] and ``files`` {path: {sha256, size}} for every member
-except bundle.json and bundle.sig.json. Signing the index therefore seals every byte of the
-bundle; ``custody_head`` makes a chain cut short at its tail detectable, which the hash chain
-alone cannot show.
+custody_head {seq, hash} or null, contents, withheld}] and ``files`` {path: {sha256, size}}
+for every member except bundle.json and bundle.sig.json. Signing the index therefore seals
+every byte of the bundle; ``custody_head`` makes a chain cut short at its tail detectable,
+which the hash chain alone cannot show.
+
+Two profiles (``ExportRequest.contents``), recorded per item in the signed index:
+
+- ``full``: the master (and working copy) are in the bundle; ``withheld`` is ``{}``.
+- ``redacted``: a disclosure to a third party (insurer, member of the public), where the ICO's
+  CCTV guidance wants people other than the subjects obscured. The item carries its manifest,
+  signatures, timestamp, custody and checkpoint and its redacted copies with their signed
+  records, but NOT master.tar or working.mp4; ``withheld`` {file: {sha256, size}} says, from
+  the signed manifest, what the withheld files hash to. Because the index is signed, a verifier
+  can tell "withheld on purpose" from "deleted from a full bundle", and flipping ``contents``
+  breaks the signature. A missing ``contents`` (older bundles) reads as ``full``.
 
 Deterministic: fixed member order, every member dated ``created_at``, mode 0444, Unix
 attributes; master/working copy (already compressed or large binary) are stored, text deflated.
@@ -39,13 +50,14 @@ attributes; master/working copy (already compressed or large binary) are stored,
 from __future__ import annotations
 
 import base64
+import json
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
-from typing import Any
+from typing import Any, Literal, get_args
 
 from cctv.contracts import sha256_hex
 from evidence_store.custody import CustodyEntry, canonical
@@ -70,6 +82,15 @@ CUSTODY = "custody.jsonl"
 CHECKPOINT = "checkpoint.json"
 CHECKPOINT_SIGNATURE = "checkpoint.sig.json"
 REDACTIONS = "redactions"
+SIGNATURE_SUFFIX = ".sig.json"
+RECORD_SUFFIX = ".json"
+
+Contents = Literal["full", "redacted"]
+FULL: Contents = "full"
+REDACTED: Contents = "redacted"
+CONTENTS: tuple[str, ...] = get_args(Contents)
+# What a redacted bundle leaves out, and the manifest artifact that records each file's hash.
+WITHHELD_ARTIFACTS = {MASTER: "master", WORKING_COPY: "working_copy"}
 STORED_SUFFIXES = (".tar", ".mp4", ".jpg", ".jpeg", ".png", ".tsr")  # compressed or binary: no deflate
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -78,13 +99,16 @@ _ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class BundleItem:
-    """One evidence item as read back (and hash-checked) from the store."""
+    """One evidence item as read back (and hash-checked) from the store.
+
+    ``master`` and ``working_copy`` are None for a redacted bundle: the builder refuses their
+    bytes there, so unredacted footage cannot reach a third party by mistake."""
 
     evidence_id: str
     exhibit_ref: str
     manifest: bytes
     signature: bytes
-    master: bytes
+    master: bytes | None
     working_copy: bytes | None
     timestamp_token: bytes | None
     custody: Sequence[CustodyEntry]
@@ -105,6 +129,7 @@ class ExportRequest:
     organisation: str | None
     case_reference: str | None
     case_title: str | None
+    contents: Contents = FULL  # "redacted": redacted copies only, master and working copy withheld
 
 
 def path_safe(name: str) -> str:
@@ -120,6 +145,80 @@ def custody_jsonl(entries: Sequence[CustodyEntry]) -> bytes:
     return b"".join(canonical(entry.model_dump(mode="json")) + b"\n" for entry in entries)
 
 
+def string_values(document: Any) -> Iterator[str]:
+    """Every string anywhere in a JSON document: a redaction record names the master and its
+    derivative by SHA-256, wherever its format puts them."""
+    if isinstance(document, str):
+        yield document
+    elif isinstance(document, dict):
+        for value in document.values():
+            yield from string_values(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from string_values(value)
+
+
+def redaction_links(derivatives: Mapping[str, bytes], master_sha256: str) -> list[tuple[str, str]]:
+    """(derivative, record) for every redacted copy whose record (with a signature file beside it)
+    names both the copy's SHA-256 and ``master_sha256``; signatures are not checked here (the
+    verifier does), this only says which record belongs to which copy."""
+    records: dict[str, set[str]] = {}
+    for name in sorted(derivatives):
+        stem = name[: -len(RECORD_SUFFIX)]
+        if name.endswith(SIGNATURE_SUFFIX) or not name.endswith(RECORD_SUFFIX):
+            continue
+        if stem + SIGNATURE_SUFFIX not in derivatives:
+            continue
+        try:
+            records[name] = set(string_values(json.loads(derivatives[name])))
+        except (ValueError, UnicodeDecodeError):
+            continue
+    links = []
+    for name in sorted(n for n in derivatives if not n.endswith(RECORD_SUFFIX)):
+        digest = sha256_hex(derivatives[name])
+        record = next((r for r, values in records.items() if {digest, master_sha256} <= values), None)
+        if record is not None:
+            links.append((name, record))
+    return links
+
+
+def manifest_document(manifest: bytes) -> dict[str, Any]:
+    document = json.loads(manifest)
+    if not isinstance(document, dict) or not isinstance(document.get("artifacts"), dict):
+        raise ValueError("the manifest is not a JSON object with artifacts")
+    return document
+
+
+def withheld_files(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{file: {sha256, size}} of what a redacted bundle leaves out, as the signed manifest records."""
+    withheld = {}
+    for file_name, kind in WITHHELD_ARTIFACTS.items():
+        artifact = manifest["artifacts"].get(kind)
+        if isinstance(artifact, dict):
+            withheld[file_name] = {"sha256": artifact["sha256"], "size": artifact["size"]}
+    return withheld
+
+
+def _check_item(item: BundleItem, contents: str) -> None:
+    """Refuse what must never be bundled: a full item without its master; a redacted item with
+    unredacted bytes, or with no redacted copy linked to its master."""
+    if contents == FULL:
+        if item.master is None:
+            raise ValueError(f"item {item.exhibit_ref}: a full bundle needs the master")
+        return
+    if item.master is not None or item.working_copy is not None:
+        raise ValueError(
+            f"item {item.exhibit_ref}: master/working copy bytes given for a redacted bundle; "
+            "the unredacted footage must be withheld"
+        )
+    master_sha = manifest_document(item.manifest)["artifacts"]["master"]["sha256"]
+    if not redaction_links(item.derivatives, master_sha):
+        raise ValueError(
+            f"item {item.exhibit_ref}: a redacted bundle needs a redaction: a redacted copy with its "
+            f"signed record naming master sha256 {master_sha}; none given"
+        )
+
+
 def _derivative_name(name: str) -> str:
     if name != path_safe(name):
         raise ValueError(f"derivative name {name!r} is not a plain file name")
@@ -131,7 +230,8 @@ def item_members(item: BundleItem, folder: str) -> list[tuple[str, bytes]]:
     members = [(MANIFEST, item.manifest), (MANIFEST_SIGNATURE, item.signature)]
     if item.timestamp_token is not None:
         members.append((TIMESTAMP_TOKEN, item.timestamp_token))
-    members.append((MASTER, item.master))
+    if item.master is not None:
+        members.append((MASTER, item.master))
     if item.working_copy is not None:
         members.append((WORKING_COPY, item.working_copy))
     members.append((CUSTODY, custody_jsonl(item.custody)))
@@ -189,6 +289,10 @@ def bundle_index(
                     if item.custody
                     else None
                 ),
+                "contents": request.contents,
+                "withheld": (
+                    withheld_files(manifest_document(item.manifest)) if request.contents == REDACTED else {}
+                ),
             }
             for item, folder in zip(items, folders, strict=True)
         ],
@@ -211,6 +315,26 @@ def _zip(members: Sequence[tuple[str, bytes]], created_at: datetime) -> bytes:
     return buffer.getvalue()
 
 
+def _summary(item: BundleItem, folder: str, contents: Contents) -> ItemSummary:
+    if contents == FULL:
+        return ItemSummary(
+            item.evidence_id, item.exhibit_ref, folder, item.manifest, item.custody, item.timestamp_token
+        )
+    document = manifest_document(item.manifest)
+    links = redaction_links(item.derivatives, document["artifacts"]["master"]["sha256"])
+    return ItemSummary(
+        item.evidence_id,
+        item.exhibit_ref,
+        folder,
+        item.manifest,
+        item.custody,
+        item.timestamp_token,
+        contents=contents,
+        withheld=withheld_files(document),
+        redactions=[(f"{REDACTIONS}/{video}", f"{REDACTIONS}/{record}") for video, record in links],
+    )
+
+
 def build_bundle(
     items: Sequence[BundleItem],
     request: ExportRequest,
@@ -220,14 +344,14 @@ def build_bundle(
     """The signed export ZIP of ``items`` (in the given order) for ``request``; deterministic."""
     if request.created_at.tzinfo is None:
         raise ValueError("export time must be timezone-aware")
+    if request.contents not in CONTENTS:
+        raise ValueError(f"contents {request.contents!r}: one of {', '.join(CONTENTS)}")
     folders = _folders(items)
-    item_files = [item_members(item, folder) for item, folder in zip(items, folders, strict=True)]
-    summaries = [
-        ItemSummary(
-            item.evidence_id, item.exhibit_ref, folder, item.manifest, item.custody, item.timestamp_token
-        )
-        for item, folder in zip(items, folders, strict=True)
-    ]
+    for item in items:
+        _check_item(item, request.contents)
+    pairs = list(zip(items, folders, strict=True))
+    item_files = [item_members(item, folder) for item, folder in pairs]
+    summaries = [_summary(item, folder, request.contents) for item, folder in pairs]
     listed: dict[str, bytes] = {
         README: render_readme(request, signer.key_id, folders, tsa_ca_pem is not None).encode("utf-8"),
         EXHIBIT_REPORT: render_exhibit_report(

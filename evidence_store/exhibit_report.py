@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -35,6 +35,9 @@ class ItemSummary:
     manifest: bytes
     custody: Sequence[CustodyEntry]
     timestamp_token: bytes | None
+    contents: str = "full"
+    withheld: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # file -> {sha256, size}
+    redactions: Sequence[tuple[str, str]] = ()  # (redacted copy, its signed record), item-relative
 
 
 def both_times(value: str | datetime | None) -> str:
@@ -136,6 +139,33 @@ def _custody_lines(entries: Sequence[CustodyEntry]) -> list[str]:
     return lines
 
 
+WITHHELD_WHAT = {"master.tar": "the original frames", "working.mp4": "the viewing copy"}
+
+
+def _disclosure_lines(summary: ItemSummary, frame_count: Any) -> list[str]:
+    """For a redacted disclosure: what was withheld, what it hashes to, and what was given instead."""
+    if summary.contents != "redacted":
+        return []
+    lines = [
+        "Disclosure:       REDACTED COPY ONLY. The unredacted footage was WITHHELD from this",
+        "                  disclosure and is not in this bundle. The signed manifest records it as:",
+    ]
+    for name, entry in summary.withheld.items():
+        frames = f", {frame_count} frames" if name == "master.tar" else ""
+        lines.append(
+            f"  withheld        {name} ({WITHHELD_WHAT.get(name, name)}): sha256 {entry.get('sha256')}, "
+            f"{entry.get('size')} bytes{frames}"
+        )
+    for video, record in summary.redactions:
+        lines += [
+            f"Redacted copy:    {video}",
+            "                  a DERIVATIVE made from the master, not the original recording:",
+            "                  people other than the subjects are obscured. Its signed record",
+            f"                  {record} names the master's sha256 and this copy's sha256.",
+        ]
+    return lines
+
+
 def _item_section(
     summary: ItemSummary, files: Mapping[str, bytes], key_id: str, tsa_ca_pem: bytes | None
 ) -> list[str]:
@@ -150,6 +180,7 @@ def _item_section(
         f"Evidence id:      {summary.evidence_id}",
         f"Folder:           {summary.folder}/",
         *_incident_lines(document),
+        *_disclosure_lines(summary, _get(document, "frame_count")),
         f"Manifest SHA-256: {sha256_hex(summary.manifest)}",
         f"Manifest signed:  key id {_get(document, 'signing_key_id') or key_id} (Ed25519)",
         *_timestamp_lines(summary.timestamp_token, summary.manifest, tsa_ca_pem),
@@ -191,7 +222,7 @@ CCTV EVIDENCE EXPORT {export_id}
 This archive is a signed copy of {count} CCTV evidence item(s), exported on
 {created} by {actor} ({role}).
 Reason: {reason}
-
+{disclosure}
 WHAT EACH FILE IS
   README.txt            these instructions
   exhibit_report.txt    the exhibit report: exhibit references, camera, location,
@@ -208,14 +239,13 @@ WHAT EACH FILE IS
                         of every file and of every frame in order (signed)
     manifest.sig.json   Ed25519 signature of manifest.json
     manifest.tsr        (if present) RFC 3161 timestamp token for manifest.json
-    master.tar          the original frames exactly as recorded (JPEG, never altered)
-    working.mp4         (if present) viewing copy with camera name and time burned in;
-                        made from copies of the master frames
+{original_files}
     custody.jsonl       custody log: every action on the item, who, when and why;
                         each entry carries the hash of the one before
     checkpoint.json     (if present) signed snapshot of the custody log's latest entry
     redactions/         (if present) redacted copies, each with a signed record
-                        linking it to the master
+                        linking it to the master; the only footage in a redacted
+                        disclosure
 
 HOW TO VERIFY (AUTOMATIC)
   With the cctv software installed, and the operator's published public key:
@@ -229,9 +259,7 @@ HOW TO CHECK BY HAND (Linux/macOS shell, after unzipping)
   1. File hashes: `sha256sum <file>` for each file and compare with the "files"
      entries in bundle.json (and, for master.tar and working.mp4, with
      "artifacts" -> "master"/"working_copy" -> "sha256" in that item's manifest.json).
-  2. Frames: `tar -xf master.tar` then `sha256sum frames/*` and compare, in order,
-     with "frames" -> "sha256" in manifest.json. File frames/000012_345.jpg is frame
-     index 12 with camera sequence number 345.
+{frames_step}
   3. Signature and timestamp of one exhibit (OpenSSL 3, Python 3), in its folder:
 {hand_check}
      The first command turns public_key.txt into a PEM key: use the operator's
@@ -244,8 +272,47 @@ HOW TO CHECK BY HAND (Linux/macOS shell, after unzipping)
 """
 
 
+FULL_FILES = """\
+    master.tar          the original frames exactly as recorded (JPEG, never altered)
+    working.mp4         (if present) viewing copy with camera name and time burned in;
+                        made from copies of the master frames
+"""
+FULL_FRAMES_STEP = """\
+  2. Frames: `tar -xf master.tar` then `sha256sum frames/*` and compare, in order,
+     with "frames" -> "sha256" in manifest.json. File frames/000012_345.jpg is frame
+     index 12 with camera sequence number 345.
+"""
+REDACTED_DISCLOSURE = """
+THIS IS A REDACTED DISCLOSURE
+  The unredacted footage was WITHHELD: no exhibit's master.tar (the original
+  frames) or working.mp4 (the viewing copy) is in this archive. What they hash
+  to is recorded in each signed manifest.json ("artifacts" -> "master" and
+  "working_copy") and under "withheld" in bundle.json, and is listed in
+  exhibit_report.txt, so the originals can be produced later and checked.
+  The videos under items/<exhibit>/redactions/ are redacted copies: derivatives
+  made from the master with people other than the subjects obscured, NOT the
+  original recording. Each has a signed record (<id>.json, signature
+  <id>.sig.json) that names the SHA-256 of the master it was made from and of
+  the redacted video itself, and says how and by whom it was made.
+"""
+REDACTED_FILES = """\
+    master.tar          WITHHELD from this redacted disclosure (original frames)
+    working.mp4         WITHHELD from this redacted disclosure (viewing copy)
+"""
+REDACTED_FRAMES_STEP = """\
+  2. Frames: not possible from this bundle, the master is withheld. Check instead
+     that `sha256sum redactions/<id>.mp4` equals "output" -> "sha256" in its
+     record <id>.json, and that the record's "master_sha256" equals "artifacts"
+     -> "master" -> "sha256" in manifest.json.
+"""
+
+
 def render_readme(request: ExportRequest, key_id: str, folders: Sequence[str], has_tsa_ca: bool) -> str:
+    redacted = request.contents == "redacted"
     return README_TEMPLATE.format(
+        disclosure=REDACTED_DISCLOSURE if redacted else "",
+        original_files=(REDACTED_FILES if redacted else FULL_FILES).rstrip("\n"),
+        frames_step=(REDACTED_FRAMES_STEP if redacted else FULL_FRAMES_STEP).rstrip("\n"),
         export_id=request.export_id,
         rule="=" * 78,
         count=len(folders),

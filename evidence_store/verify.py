@@ -13,7 +13,10 @@ What is checked, each as a named :class:`Check` (the names are stable identifier
   unlisted file added;
 - per item, ``item[<exhibit ref>].…`` (see :mod:`evidence_store.verify_item`): the manifest, its
   signature and digest, master and working copy hashes, every frame of the master in order,
-  the custody chain, the custody checkpoint, the RFC 3161 timestamp and the redactions.
+  the custody chain, the custody checkpoint, the RFC 3161 timestamp and the redactions. For an
+  item the signed index marks ``redacted``, the master and working copy checks confirm they
+  were withheld (and what the manifest says they hash to) and the redactions check requires a
+  redacted copy linked by a signed record to the master (:mod:`evidence_store.verify_redactions`).
 
 A malformed bundle never raises: every problem becomes a FAIL naming the file and the cause.
 Trust comes only from the keys passed in, never from keys inside the bundle.
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cctv.contracts import sha256_hex
-from evidence_store.bundle import BUNDLE_VERSION, INDEX, INDEX_SIGNATURE, TSA_CA, UNLISTED
+from evidence_store.bundle import BUNDLE_VERSION, CONTENTS, FULL, INDEX, INDEX_SIGNATURE, TSA_CA, UNLISTED
 from evidence_store.verify_common import Check, TrustedKeys, guarded, signature_check, trusted_keys
 from evidence_store.verify_item import ItemContext, verify_item
 
@@ -127,6 +130,12 @@ def _index_problems(index: Any) -> list[str]:
                 isinstance(item.get(key), str) for key in ("evidence_id", "exhibit_ref", "path")
             ):
                 problems.append(f"item {position} lacks evidence_id, exhibit_ref or path")
+            elif item.get("contents", FULL) not in CONTENTS:
+                problems.append(
+                    f"item {position} has contents {item.get('contents')!r}, not one of {', '.join(CONTENTS)}"
+                )
+            elif not isinstance(item.get("withheld", {}), dict):
+                problems.append(f"item {position} has a 'withheld' that is not a map")
         paths = [
             item["path"] for item in items if isinstance(item, dict) and isinstance(item.get("path"), str)
         ]

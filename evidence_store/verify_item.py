@@ -1,5 +1,10 @@
 """The offline checks of one evidence item inside an export bundle (``item[<exhibit ref>].…``).
 
+In a redacted disclosure (the signed index says ``contents: redacted``) the master and working
+copy checks instead check that those files were withheld as the index and manifest record, and
+the redactions check requires a redacted copy linked to the master
+(:mod:`evidence_store.verify_redactions`).
+
 Each check names its cause precisely: which frame (index and camera seq) is missing, out of
 order or altered; which custody entry broke the chain and how; which key signed what. The frame
 check reads the master tar itself rather than trusting its hash alone, so even a master whose
@@ -9,7 +14,7 @@ manifest was re-signed by someone holding the key is still compared frame by fra
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +28,7 @@ from evidence_store.bundle import (
     MANIFEST,
     MANIFEST_SIGNATURE,
     MASTER,
+    REDACTED,
     REDACTIONS,
     TIMESTAMP_TOKEN,
     WORKING_COPY,
@@ -30,8 +36,7 @@ from evidence_store.bundle import (
 from evidence_store.custody import CustodyEntry, problems_against_checkpoint, verify_chain
 from evidence_store.verify_common import Check, TrustedKeys, guarded, signature_check
 from evidence_store.verify_frames import frame_problems
-
-SIGNATURE_SUFFIX = ".sig.json"
+from evidence_store.verify_redactions import redactions_check, withheld_check
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,22 @@ class _Item:
     def artifact(self, kind: str) -> Any:
         artifacts = (self.manifest or {}).get("artifacts")
         return artifacts.get(kind) if isinstance(artifacts, dict) else None
+
+    @property
+    def redacted(self) -> bool:
+        """What the signed index says; without a usable index an item is held to the full profile."""
+        return (self.context.index_entry or {}).get("contents") == REDACTED
+
+    def withheld(self, kind: str, file_name: str, check: str, frames: bool) -> Check:
+        listed = (self.context.index_entry or {}).get("withheld")
+        return withheld_check(
+            self.name(check),
+            file_name,
+            self.artifact(kind),
+            listed if isinstance(listed, dict) else {},
+            self.context.files.get(file_name),
+            (self.manifest or {}).get("frame_count") if frames else None,
+        )
 
 
 # --------------------------------------------------------------------------- manifest
@@ -128,6 +149,8 @@ def _artifact_check(item: _Item, kind: str, file_name: str, optional: bool) -> C
     name = item.name(f"{kind}.sha256")
     if item.manifest is None:
         return Check(name, False, "manifest unreadable: nothing to compare with")
+    if item.redacted:
+        return item.withheld(kind, file_name, f"{kind}.sha256", frames=kind == "master")
     expected, data = item.artifact(kind), item.context.files.get(file_name)
     if expected is None and optional:
         if data is None:
@@ -153,6 +176,8 @@ def _artifact_check(item: _Item, kind: str, file_name: str, optional: bool) -> C
 
 def _frames_check(item: _Item) -> Check:
     name, master = item.name("master.frames"), item.context.files.get(MASTER)
+    if item.redacted and item.manifest is not None:
+        return item.withheld("master", MASTER, "master.frames", frames=True)
     if master is None:
         return Check(name, False, f"{MASTER} is missing")
     frames = (item.manifest or {}).get("frames")
@@ -292,65 +317,17 @@ def _timestamp_check(item: _Item, tsa_ca_pem: bytes | None, bundle_tsa_ca: bytes
 # --------------------------------------------------------------------------- redactions
 
 
-def _string_values(document: Any) -> Iterator[str]:
-    if isinstance(document, str):
-        yield document
-    elif isinstance(document, dict):
-        for value in document.values():
-            yield from _string_values(value)
-    elif isinstance(document, list):
-        for value in document:
-            yield from _string_values(value)
-
-
-def _redaction_problems(
-    item: _Item, trusted: TrustedKeys, files: Mapping[str, bytes]
-) -> tuple[list[str], int]:
-    master = item.artifact("master")
-    master_sha = master.get("sha256") if isinstance(master, dict) else None
-    master_sha = master_sha if isinstance(master_sha, str) else None
-    records = sorted(n for n in files if n.endswith(".json") and not n.endswith(SIGNATURE_SUFFIX))
-    problems, covered = [], set()
-    for record in records:
-        sig_name = record[: -len(".json")] + SIGNATURE_SUFFIX
-        signed = signature_check("", files[record], files.get(sig_name), trusted, record, sig_name)
-        if not signed.ok:
-            problems.append(f"{record}: {signed.detail}")
-            continue
-        try:
-            values = set(_string_values(json.loads(files[record])))
-        except (ValueError, UnicodeDecodeError):
-            problems.append(f"{record} is not valid JSON")
-            continue
-        if master_sha is None or master_sha not in values:
-            problems.append(f"{record} does not name this item's master sha256 {master_sha}")
-        covered |= values
-    for sig_name in sorted(n for n in files if n.endswith(SIGNATURE_SUFFIX)):
-        if sig_name[: -len(SIGNATURE_SUFFIX)] + ".json" not in files:
-            problems.append(f"{sig_name} has no record {sig_name[: -len(SIGNATURE_SUFFIX)]}.json")
-    derivatives = sorted(n for n in files if not n.endswith(".json"))
-    problems += [
-        f"{n} (sha256 {sha256_hex(files[n])}) is named by no valid signed record"
-        for n in derivatives
-        if sha256_hex(files[n]) not in covered
-    ]
-    return problems, len(derivatives)
-
-
 def _redactions_check(item: _Item, trusted: TrustedKeys) -> Check:
     prefix = REDACTIONS + "/"
     files = {n[len(prefix) :]: d for n, d in item.context.files.items() if n.startswith(prefix)}
-    name = item.name("redactions")
-    if not files:
-        return Check(name, True, "no redacted copies in this item")
-    problems, count = _redaction_problems(item, trusted, files)
-    if problems:
-        return Check(name, False, "; ".join(problems))
-    return Check(
-        name,
-        True,
-        f"{count} redacted cop{'y' if count == 1 else 'ies'}, each named by a signed record "
-        "linked to the master",
+    master = item.artifact("master")
+    master_sha = master.get("sha256") if isinstance(master, dict) else None
+    return redactions_check(
+        item.name("redactions"),
+        files,
+        master_sha if isinstance(master_sha, str) else None,
+        trusted,
+        redacted=item.redacted,
     )
 
 

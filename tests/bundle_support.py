@@ -11,13 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
 from cctv.config import Camera
 from cctv.contracts import DetectorInfo, FrameSpan, IncidentEvent, IncidentMessage, sha256_hex
-from evidence_store.bundle import BundleItem, ExportRequest
+from evidence_store.bundle import UNLISTED, BundleItem, ExportRequest, file_entry
 from evidence_store.custody import (
     ActorRole,
     CustodyAction,
@@ -235,7 +236,25 @@ def bundle_item(
     )
 
 
-def request(case: bool = False) -> ExportRequest:
+def master_of(item: BundleItem) -> bytes:
+    assert item.master is not None, "a full item"
+    return item.master
+
+
+def redacted_item(item: BundleItem) -> BundleItem:
+    """The item as a redacted disclosure carries it: everything but the master and working copy."""
+    return replace(item, master=None, working_copy=None)
+
+
+def foreign_redaction(item: BundleItem, signer: ManifestSigner) -> dict[str, bytes]:
+    """The item's redacted copy with a genuinely signed record that names another master."""
+    record = json.loads(item.derivatives["blurred-000.json"])
+    record["master_sha256"] = "ab" * 32
+    data = canonical_json(record)
+    return {**item.derivatives, "blurred-000.json": data, "blurred-000.sig.json": signer.sign(data)}
+
+
+def request(case: bool = False, contents: Literal["full", "redacted"] = "full") -> ExportRequest:
     return ExportRequest(
         export_id="exp-2025-0042",
         created_at=datetime(2025, 7, 2, 9, 15, 0, tzinfo=UTC),
@@ -246,6 +265,7 @@ def request(case: bool = False) -> ExportRequest:
         organisation="Exampleton Borough Council Legal Services",
         case_reference="CASE-7" if case else None,
         case_title="High Street persons unknown" if case else None,
+        contents=contents,
     )
 
 
@@ -257,14 +277,47 @@ def members(data: bytes) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def tampered(data: bytes, changes: Mapping[str, bytes | None]) -> bytes:
-    """The bundle with members replaced, added, or (value None) removed; nothing re-signed."""
+def _changed(data: bytes, changes: Mapping[str, bytes | None]) -> dict[str, bytes]:
     files = members(data)
     for name, value in changes.items():
         if value is None:
             files.pop(name)
         else:
             files[name] = value
+    return files
+
+
+def tampered(data: bytes, changes: Mapping[str, bytes | None]) -> bytes:
+    """The bundle with members replaced, added, or (value None) removed; nothing re-signed."""
+    return _zipped(_changed(data, changes))
+
+
+def resigned(
+    data: bytes,
+    changes: Mapping[str, bytes | None],
+    signer: ManifestSigner,
+    edit_index: Callable[[dict[str, Any]], None] | None = None,
+) -> bytes:
+    """A key holder's forgery: members changed, bundle.json's file list (and ``edit_index``)
+    made to match, and the index re-signed, so only the item checks can tell."""
+    files = _changed(data, changes)
+    index = json.loads(files["bundle.json"])
+    index["files"] = {name: file_entry(value) for name, value in files.items() if name not in UNLISTED}
+    if edit_index is not None:
+        edit_index(index)
+    files["bundle.json"] = canonical(index)
+    files["bundle.sig.json"] = signer.sign(files["bundle.json"])
+    return _zipped(files)
+
+
+def edited_index(data: bytes, edit: Callable[[dict[str, Any]], None]) -> bytes:
+    """The bundle with ``edit`` applied to bundle.json and nothing re-signed."""
+    index = json.loads(members(data)["bundle.json"])
+    edit(index)
+    return tampered(data, {"bundle.json": canonical(index)})
+
+
+def _zipped(files: Mapping[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, content in files.items():

@@ -234,7 +234,7 @@ def test_migrations_are_idempotent_and_match_the_models(db_url: str) -> None:
         run_migrations(engine)  # a second replica starting up
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-            assert conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+            assert conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0004"
             conn.execute(sqlalchemy.select(IncidentEventRow.__table__)).all()
     finally:
         engine.dispose()

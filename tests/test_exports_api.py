@@ -6,12 +6,14 @@ nothing but the bundle and the key from ``GET /api/v1/keys`` (``verify_bundle`` 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 
-from api.models import EvidenceArtifactRow, ExportRow
+from api.models import EvidenceArtifactRow, ExportRow, RedactionRow
 from cctv.config import Settings
 from cctv.contracts import ArtifactKind
 from cctv.local_tsa import LocalTsa
@@ -37,6 +39,7 @@ from tests.api_support import (
     isolated_database,
     seal_sim,
 )
+from tests.bundle_support import first_frame
 
 pytestmark = pytest.mark.service
 
@@ -102,7 +105,8 @@ def test_export_one_item_download_and_verify_offline(
     export = made.json()
     assert export["key"].startswith("exports/" + datetime.now(UTC).strftime("%Y/%m/%d/"))
     assert export["key"].endswith(f"/{export['export_id']}.zip")
-    assert export["items"] == [{"evidence_id": evidence_id, "exhibit_ref": evidence_id}]
+    assert export["items"] == [{"evidence_id": evidence_id, "exhibit_ref": evidence_id, "redaction_ids": []}]
+    assert export["contents"] == "full"
     assert (export["actor"], export["role"], export["recipient"]) == ("Jane Smith", "legal", "A. Solicitor")
     retention = s3.get_object_retention(export["bucket"], export["key"], version_id=export["version_id"])
     assert retention is not None and retention.mode == "COMPLIANCE"
@@ -255,3 +259,122 @@ def test_export_a_case_of_two_items(any_db_api: ApiUnderTest, tsa: LocalTsa) -> 
         client.get("/api/v1/exports", params={"case_id": str(uuid.uuid4())}, headers=LEGAL).json()["total"]
         == 0
     )
+
+
+# --------------------------------------------------------------------------- redacted disclosures
+
+BOXES = {
+    "mode": "boxes",
+    "boxes": [{"frame_from": 0, "frame_to": 2, "x1": 100, "y1": 80, "x2": 200, "y2": 300}],
+}
+
+
+def redacted_copy(api: ApiUnderTest, evidence_id: uuid.UUID, timeout_s: float = 60) -> str:
+    """A done boxes-mode redaction of the item, made by the API's background job; its id."""
+    url = f"/api/v1/evidence/{evidence_id}/redactions"
+    made = api.client.post(url, json={"request": BOXES, "reason": WHY}, headers=LEGAL)
+    assert made.status_code == 202, made.text
+    redaction_id = str(made.json()["redaction_id"])
+    deadline = time.monotonic() + timeout_s
+    while (body := api.client.get(f"{url}/{redaction_id}", headers=LEGAL).json())["status"] == "pending":
+        assert time.monotonic() < deadline, f"redaction {redaction_id} still pending after {timeout_s}s"
+        time.sleep(0.1)
+    assert body["status"] == "done", body["error"]
+    return redaction_id
+
+
+def export(api: ApiUnderTest, evidence_id: uuid.UUID, **extra: Any) -> Any:
+    body = {"evidence_ids": [str(evidence_id)], "reason": WHY, **SOLICITOR, **extra}
+    return api.client.post("/api/v1/exports", json=body, headers=LEGAL)
+
+
+def test_redacted_export_discloses_only_the_redacted_copy(api: ApiUnderTest, tsa: LocalTsa) -> None:
+    client = api.client
+    item = seal_sim(api, count=3, tsa_url=tsa.url)
+    evidence_id, folder = str(item.evidence_id), f"items/{item.evidence_id}"
+    first, newest = redacted_copy(api, item.evidence_id), redacted_copy(api, item.evidence_id)
+
+    made = export(api, item.evidence_id, contents="redacted")
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["contents"] == "redacted"
+    assert body["items"] == [
+        {"evidence_id": evidence_id, "exhibit_ref": evidence_id, "redaction_ids": [newest]}
+    ]
+    bundle = download(api, body["export_id"])
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        names = archive.namelist()
+    assert not any(name.endswith(("master.tar", "working.mp4")) for name in names), names
+    assert [n for n in names if "/redactions/" in n] == [
+        f"{folder}/redactions/{newest}{suffix}" for suffix in (".json", ".mp4", ".sig.json")
+    ]
+    assert first_frame(item.package) not in bundle  # not one original frame, in any member
+
+    report = verified(bundle, public_key(api), tsa.ca_pem_path.read_bytes())
+    checks = {c.name: c.detail for c in report.checks}
+    master = item.package.manifest_document["artifacts"]["master"]
+    assert (
+        f"master.tar withheld from this redacted disclosure; the signed manifest records sha256 "
+        f"{master['sha256']} (3 frames)" == checks[f"item[{evidence_id}].master.sha256"]
+    )
+    assert f"{newest}.mp4 (record {newest}.json)" in checks[f"item[{evidence_id}].redactions"]
+    exported = bundle_custody(bundle, folder)[-1]
+    assert exported["action"] == "exported"
+    assert (exported["details"]["contents"], exported["details"]["redaction_ids"]) == ("redacted", [newest])
+    assert custody_chain(client, item.evidence_id)[-2].details == exported["details"]
+
+    chosen = export(api, item.evidence_id, contents="redacted", redaction_ids=[first])
+    assert chosen.status_code == 201, chosen.text
+    assert chosen.json()["items"][0]["redaction_ids"] == [first]
+    full = export(api, item.evidence_id)
+    assert full.status_code == 201 and full.json()["contents"] == "full"
+    assert full.json()["items"][0]["redaction_ids"] == [first, newest]  # a full export carries every one
+    assert custody_chain(client, item.evidence_id)[-1].details["contents"] == "full"
+
+    in_order = ["redacted", "redacted", "full"]
+    assert [r["contents"] for r in client.get("/api/v1/disclosures", headers=LEGAL).json()] == in_order
+    as_csv = client.get("/api/v1/disclosures", params={"format": "csv"}, headers=LEGAL).text
+    assert [row["contents"] for row in csv.DictReader(io.StringIO(as_csv))] == in_order
+
+
+def test_redacted_export_refusals(api: ApiUnderTest) -> None:
+    client = api.client
+    plain, other = seal_sim(api, count=2), seal_sim(api, first=110, count=2)
+    refused = export(api, plain.evidence_id, contents="redacted")
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert problem["title"] == "No redaction to disclose" and problem["evidence_id"] == str(plain.evidence_id)
+    assert f"exhibit {plain.evidence_id}" in problem["detail"] and "no done redaction" in problem["detail"]
+
+    not_done = uuid.uuid4()
+    with api.context.sessions() as session:
+        session.add(
+            RedactionRow(
+                redaction_id=not_done,
+                evidence_id=other.evidence_id,
+                status="failed",
+                error="outside frame",
+                mode="boxes",
+                request=BOXES,
+                requested_by="Jane Smith",
+                role="legal",
+                reason=WHY,
+                created_at=datetime.now(UTC),
+            )
+        )
+        session.commit()
+    failed_job = export(api, other.evidence_id, contents="redacted", redaction_ids=[str(not_done)])
+    assert failed_job.status_code == 409 and f"redaction {not_done} is failed" in failed_job.json()["detail"]
+    elsewhere = export(api, plain.evidence_id, contents="redacted", redaction_ids=[str(not_done)])
+    assert elsewhere.status_code == 409 and "which is not in this export" in elsewhere.json()["detail"]
+    unknown = export(api, plain.evidence_id, contents="redacted", redaction_ids=[str(uuid.uuid4())])
+    assert unknown.status_code == 404
+    full_with_ids = export(api, plain.evidence_id, redaction_ids=[str(not_done)])
+    assert full_with_ids.status_code == 422 and "contents 'redacted' only" in full_with_ids.json()["detail"]
+    assert export(api, plain.evidence_id, contents="partial").status_code == 422
+
+    for item in (plain, other):  # nothing was read or recorded
+        assert [e.action.value for e in custody_chain(client, item.evidence_id)] == ["sealed", "created"]
+    with api.context.sessions() as session:
+        assert session.query(ExportRow).count() == 0

@@ -4,8 +4,11 @@ The ICO's CCTV guidance asks controllers to keep a record of each disclosure:
 when, to whom (person and organisation), why, and what. A row per share link
 (the link is the disclosure; its expiry, revocation and use count follow it) and
 a row per export that names a recipient (a bundle handed over by other means).
-Exports without a recipient are internal copies and not listed. Oldest first,
-as a register is read; ``?format=csv`` gives the same rows as a spreadsheet.
+Exports without a recipient are internal copies and not listed. ``contents``
+says what was disclosed: ``full`` footage, or ``redacted`` copies only (master
+and working copy withheld, as the guidance expects for most third parties).
+Oldest first, as a register is read; ``?format=csv`` gives the same rows as a
+spreadsheet.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ router = APIRouter(prefix="/api/v1/disclosures", tags=["disclosures"])
 CSV_COLUMNS = (
     "date",
     "kind",
+    "contents",
     "recipient",
     "organisation",
     "reason",
@@ -50,6 +54,7 @@ def _share_row(share: ShareRow) -> DisclosureOut:
     return DisclosureOut(
         date=share.created_at,
         kind="share",
+        contents=export.contents,
         recipient=share.recipient,
         organisation=share.organisation,
         reason=share.reason,
@@ -69,6 +74,7 @@ def _export_row(export: ExportRow) -> DisclosureOut:
     return DisclosureOut(
         date=export.created_at,
         kind="export",
+        contents=export.contents,
         recipient=export.recipient,
         organisation=export.organisation,
         reason=export.reason,

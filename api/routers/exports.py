@@ -1,5 +1,8 @@
 """Court export bundles (legal, admin): make one, list them, and download one hash-checked.
 
+``contents: redacted`` makes a disclosure for a third party: redacted copies only, the master and
+working copy withheld (and not read); see :mod:`api.exports`.
+
 How a bundle is made and why in that order: :mod:`api.exports`. A download is
 recorded as ``downloaded`` on the chain of every item in the bundle (object =
 the bundle's key, version and SHA-256), committed before a byte is sent.
@@ -38,6 +41,7 @@ def export_out(row: ExportRow) -> ExportOut:
         organisation=row.organisation,
         case_id=row.case_id,
         case_reference=row.case_reference,
+        contents=row.contents,
         items=[ExportItemOut.model_validate(i) for i in row.items],
         bucket=row.bucket,
         key=row.key,
@@ -59,9 +63,14 @@ def load_export(session: SessionDep, export_id: uuid.UUID) -> ExportRow:
     "",
     response_model=ExportOut,
     status_code=status.HTTP_201_CREATED,
-    summary="Export items or a whole case as a signed, locked court bundle (legal, admin; reason required)",
+    summary="Export items or a whole case as a signed, locked court bundle, in full or as a redacted "
+    "disclosure (legal, admin; reason required)",
     responses={
-        404: {"description": "an item or the case does not exist (problem details)"},
+        404: {"description": "an item, the case or a named redaction does not exist (problem details)"},
+        409: {
+            "description": "an item is incomplete, or a redacted export names an item without a done "
+            "redaction or a redaction that is not done or not of an exported item (problem details)"
+        },
         502: {"description": "an artifact failed its integrity check, or the store failed (problem details)"},
     },
 )
