@@ -15,16 +15,12 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from cctv.config import Camera
 from cctv.contracts import sha256_hex
-from cctv.local_tsa import LocalTsa
 from evidence_store.bundle import BundleItem, build_bundle
 from evidence_store.custody import (
     canonical,
@@ -32,7 +28,6 @@ from evidence_store.custody import (
 from evidence_store.exhibit_report import HAND_CHECK_COMMANDS
 from evidence_store.package import EvidencePackage
 from evidence_store.signing import ManifestSigner
-from evidence_store.timestamp import request_token
 from evidence_store.verify import verify_bundle
 from tests.bundle_support import (
     CAUSE,
@@ -44,27 +39,19 @@ from tests.bundle_support import (
     REF,
     REF2,
     REPO,
-    SUMMER,
-    WINTER,
     TarEdit,
     add_member,
     bundle_item,
     custody_lines,
     details,
     drop_frame,
-    edited_index,
     failed,
-    first_frame,
-    foreign_redaction,
     master_of,
     members,
     rebuild_tar,
-    redacted_item,
     replace_frame,
     request,
     resealed,
-    resigned,
-    sealed_package,
     swap_frames,
     tampered,
     with_custody,
@@ -73,68 +60,6 @@ from tests.bundle_support import (
 pytestmark = pytest.mark.skipif(
     shutil.which("openssl") is None, reason="the OpenSSL CLI (openssl) is missing: it runs the local TSA"
 )
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def signer() -> ManifestSigner:
-    return ManifestSigner.generate()
-
-
-@pytest.fixture(scope="module")
-def other_signer() -> ManifestSigner:
-    return ManifestSigner.generate()
-
-
-@pytest.fixture(scope="module")
-def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTsa]:
-    with LocalTsa(tmp_path_factory.mktemp("bundle-tsa")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def tsa_ca(tsa: LocalTsa) -> bytes:
-    return tsa.ca_pem_path.read_bytes()
-
-
-@pytest.fixture(scope="module")
-def camera() -> Camera:
-    return Camera(
-        id="cam-hs-n",
-        name="High Street North",
-        location="12 High Street, Exampleton",
-        source="sim://loiterer?size=320x240&seed=3",
-        fps=5,
-    )
-
-
-@pytest.fixture(scope="module")
-def package(camera: Camera, signer: ManifestSigner) -> EvidencePackage:
-    return sealed_package(camera, SUMMER, signer, count=10)
-
-
-@pytest.fixture(scope="module")
-def item(package: EvidencePackage, signer: ManifestSigner, tsa: LocalTsa) -> BundleItem:
-    token = request_token(tsa.url, package.manifest_sha256, timeout_s=10)
-    return bundle_item(package, REF, signer, token=token, extras=True)
-
-
-@pytest.fixture(scope="module")
-def item2(camera: Camera, signer: ManifestSigner) -> BundleItem:
-    park = camera.model_copy(update={"id": "cam-park", "name": "Park Gate", "location": "Park Road"})
-    return bundle_item(sealed_package(park, WINTER, signer, count=6), REF2, signer, token=None, extras=False)
-
-
-@pytest.fixture(scope="module")
-def bundle(item: BundleItem, signer: ManifestSigner, tsa_ca: bytes) -> bytes:
-    return build_bundle([item], request(), signer, tsa_ca)
-
-
-@pytest.fixture(scope="module")
-def redacted_bundle(item: BundleItem, signer: ManifestSigner, tsa_ca: bytes) -> bytes:
-    return build_bundle([redacted_item(item)], request(contents="redacted"), signer, tsa_ca)
-
-
 # --------------------------------------------------------------------------- the untouched bundle
 
 
@@ -493,156 +418,6 @@ def test_case_bundle_with_two_items(
     failures = failed(verify_bundle(tampered(case, {f"{ITEM2}/master.tar": forged}), [signer.public_key]))
     assert set(failures) == {"bundle.files", f"item[{REF2}].master.sha256", f"item[{REF2}].master.frames"}
     assert "frame 0 (seq 10) missing" in failures[f"item[{REF2}].master.frames"]
-
-
-# --------------------------------------------------------------------------- redacted disclosures
-
-RED = f"item[{REF}]"
-REDACTIONS = tuple(f"{ITEM}/redactions/blurred-000.{ext}" for ext in ("jpg", "json", "sig.json"))
-
-
-def master_sha(item: BundleItem) -> str:
-    return str(json.loads(item.manifest)["artifacts"]["master"]["sha256"])
-
-
-def test_redacted_bundle_verifies_without_the_unredacted_footage(
-    bundle: bytes, redacted_bundle: bytes, item: BundleItem, package: EvidencePackage, signer: ManifestSigner
-) -> None:
-    report = verify_bundle(redacted_bundle, [signer.public_key])
-    assert report.ok, report.render()
-    files = members(redacted_bundle)
-    assert tuple(files) == tuple(m for m in MEMBERS if not m.endswith(("master.tar", "working.mp4")))
-    frame = first_frame(package)
-    assert not any(frame in data for data in files.values())  # not one original frame leaks
-    manifest = json.loads(item.manifest)["artifacts"]
-    working = manifest["working_copy"]
-    entry = json.loads(files["bundle.json"])["items"][0]
-    assert entry["contents"] == "redacted"
-    assert entry["withheld"] == {
-        "master.tar": {"sha256": master_sha(item), "size": len(item.master or b"")},
-        "working.mp4": {"sha256": working["sha256"], "size": working["size"]},
-    }
-    found = details(report)
-    withheld = "withheld from this redacted disclosure; the signed manifest records sha256"
-    for check in ("master.sha256", "master.frames"):
-        assert f"{withheld} {master_sha(item)} (10 frames)" in found[f"{RED}.{check}"]
-    assert f"{withheld} {working['sha256']}" in found[f"{RED}.working_copy.sha256"]
-    assert "in place of the withheld master" in found[f"{RED}.redactions"]
-    assert "redactions/blurred-000.jpg" not in found[f"{RED}.redactions"]  # relative to the folder
-    assert "blurred-000.jpg (record blurred-000.json)" in found[f"{RED}.redactions"]
-    exhibit = files["exhibit_report.txt"].decode()
-    for expected in (
-        "REDACTED COPY ONLY. The unredacted footage was WITHHELD",
-        f"withheld        master.tar (the original frames): sha256 {master_sha(item)}",
-        f"withheld        working.mp4 (the viewing copy): sha256 {working['sha256']}",
-        "Redacted copy:    redactions/blurred-000.jpg\n"
-        "                  a DERIVATIVE made from the master, not the original recording",
-        "redactions/blurred-000.json names the master's sha256 and this copy's sha256",
-    ):
-        assert expected in exhibit, expected
-    readme = files["README.txt"].decode()
-    assert "THIS IS A REDACTED DISCLOSURE" in readme and "master.tar          WITHHELD" in readme
-    full = members(bundle)
-    assert "REDACTED" not in full["README.txt"].decode() + full["exhibit_report.txt"].decode()
-
-
-def test_removing_the_redaction_fails_naming_it(redacted_bundle: bytes, signer: ManifestSigner) -> None:
-    removed = failed(verify_bundle(tampered(redacted_bundle, dict.fromkeys(REDACTIONS)), [signer.public_key]))
-    assert f"{REDACTIONS[0]} is listed but missing" in removed["bundle.files"]
-    assert "this redacted disclosure carries no redacted copy" in removed[f"{RED}.redactions"]
-    by_key_holder = failed(
-        verify_bundle(resigned(redacted_bundle, dict.fromkeys(REDACTIONS), signer), [signer.public_key])
-    )
-    assert set(by_key_holder) == {f"{RED}.redactions"}
-    record_only = failed(
-        verify_bundle(resigned(redacted_bundle, {REDACTIONS[1]: None}, signer), [signer.public_key])
-    )
-    detail = record_only[f"{RED}.redactions"]
-    assert "blurred-000.sig.json has no record blurred-000.json" in detail
-    assert "blurred-000.jpg (sha256" in detail and "is named by no valid signed record" in detail
-
-
-def test_a_redaction_record_for_another_master_fails(
-    redacted_bundle: bytes, item: BundleItem, signer: ManifestSigner, tsa_ca: bytes
-) -> None:
-    foreign = foreign_redaction(item, signer)
-    swapped = {f"{ITEM}/redactions/{name}": data for name, data in foreign.items()}
-    failures = failed(verify_bundle(resigned(redacted_bundle, swapped, signer), [signer.public_key]))
-    assert set(failures) == {f"{RED}.redactions"}
-    detail = failures[f"{RED}.redactions"]
-    assert f"blurred-000.json does not name this item's master sha256 {master_sha(item)}" in detail
-    assert "no redacted copy in this redacted disclosure has a valid signed record" in detail
-    # Beside a genuine one, a foreign record still fails (in a full bundle too).
-    other = foreign["blurred-000.jpg"] + b"x"
-    record = foreign["blurred-000.json"].replace(
-        sha256_hex(foreign["blurred-000.jpg"]).encode(), sha256_hex(other).encode()
-    )
-    extra = {"other.jpg": other, "other.json": record, "other.sig.json": signer.sign(record)}
-    both = replace(item, derivatives={**item.derivatives, **extra})
-    full = failed(verify_bundle(build_bundle([both], request(), signer, tsa_ca), [signer.public_key]))
-    assert set(full) == {f"{RED}.redactions"}
-    assert "other.json does not name this item's master sha256" in full[f"{RED}.redactions"]
-
-
-def test_a_full_bundle_missing_its_master_fails(bundle: bytes, signer: ManifestSigner) -> None:
-    gone = {f"{ITEM}/master.tar": None}
-    removed = failed(verify_bundle(tampered(bundle, gone), [signer.public_key]))
-    assert removed[f"{RED}.master.sha256"] == "master.tar is missing"
-    assert f"{ITEM}/master.tar is listed but missing" in removed["bundle.files"]
-    # Re-signed by a key holder, the index still says "full": the master must be there.
-    by_key_holder = failed(verify_bundle(resigned(bundle, gone, signer), [signer.public_key]))
-    assert set(by_key_holder) == {f"{RED}.master.sha256", f"{RED}.master.frames"}
-    assert by_key_holder[f"{RED}.master.frames"] == "master.tar is missing"
-
-
-def test_editing_contents_in_the_index_fails_the_signature(
-    bundle: bytes, redacted_bundle: bytes, item: BundleItem, signer: ManifestSigner
-) -> None:
-    def to_redacted(index: dict[str, Any]) -> None:
-        index["items"][0].update(
-            contents="redacted",
-            withheld=json.loads(members(redacted_bundle)["bundle.json"])["items"][0]["withheld"],
-        )
-
-    def to_full(index: dict[str, Any]) -> None:
-        index["items"][0].update(contents="full", withheld={})
-
-    stripped = tampered(bundle, {f"{ITEM}/master.tar": None, f"{ITEM}/working.mp4": None})
-    flipped = failed(verify_bundle(edited_index(stripped, to_redacted), [signer.public_key]))
-    assert "bundle.json altered" in flipped["bundle.signature"]
-    back = failed(verify_bundle(edited_index(redacted_bundle, to_full), [signer.public_key]))
-    assert "bundle.json altered" in back["bundle.signature"]
-    assert back[f"{RED}.master.sha256"] == "master.tar is missing"
-    # A redacted disclosure that carries the master anyway (index re-signed) is refused too.
-    leaked = resigned(redacted_bundle, {f"{ITEM}/master.tar": item.master}, signer)
-    failures = failed(verify_bundle(leaked, [signer.public_key]))
-    assert set(failures) == {f"{RED}.master.sha256", f"{RED}.master.frames"}
-    assert "unredacted footage disclosed" in failures[f"{RED}.master.sha256"]
-    odd = failed(
-        verify_bundle(
-            edited_index(redacted_bundle, lambda i: i["items"][0].update(contents="some")),
-            [signer.public_key],
-        )
-    )
-    assert "item 0 has contents 'some'" in odd["bundle.index"]
-
-
-def test_build_bundle_refuses_what_a_redacted_bundle_must_not_hold(
-    item: BundleItem, signer: ManifestSigner
-) -> None:
-    redacted, only = redacted_item(item), request(contents="redacted")
-    for leak in (replace(redacted, master=item.master), replace(redacted, working_copy=item.working_copy)):
-        with pytest.raises(ValueError, match="unredacted footage must be withheld"):
-            build_bundle([leak], only, signer)
-    for derivatives in ({}, foreign_redaction(item, signer)):
-        with pytest.raises(
-            ValueError, match=f"JS/1: a redacted bundle needs a redaction.*{master_sha(item)}"
-        ):
-            build_bundle([replace(redacted, derivatives=derivatives)], only, signer)
-    with pytest.raises(ValueError, match="a full bundle needs the master"):
-        build_bundle([redacted], request(), signer)
-    with pytest.raises(ValueError, match="contents 'partial'"):
-        build_bundle([item], replace(request(), contents="partial"), signer)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- the CLI
