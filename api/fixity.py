@@ -1,64 +1,70 @@
-"""Fixity: re-read every stored artifact version, compare it with what was sealed, record and alert.
+"""Fixity: re-read every stored WORM object, compare it with what was recorded, record and alert.
 
-For each evidence item (or one): every artifact version recorded in the database
-is read back from the store while hashing; its SHA-256 and size must equal the
-sealed values, and the manifest's hash must equal the item's ``manifest_sha256``
-(and, for a standard manifest, the hashes it lists must equal the artifacts').
-The result (ok | mismatch | missing, per artifact) is appended to the item's
-custody chain as ``fixity_checked``. The custody chains are then verified against
-the newest signed checkpoints in the WORM bucket.
+What is re-read (see :mod:`api.fixity_targets` for the non-artifact targets):
 
-Alerting: every mismatch, missing version or broken chain is logged at ERROR
-with a line starting ``FIXITY ALERT`` (what log-based alerting matches) and
-counted in ``cctv_fixity_mismatches_total``; ``cctv fixity`` then exits 1. A
-store that cannot be reached is NOT recorded as "missing": the item is reported
-as ``error`` (exit 1) and nothing is written to its chain, so a network outage
-never reads as lost evidence in the custody log.
+- every evidence item's artifact versions (``evidence_artifacts``): SHA-256 and
+  size must equal the sealed values, the manifest's hash must equal the item's
+  ``manifest_sha256`` and (standard manifests) the hashes it lists must equal the
+  artifacts'; one ``fixity_checked`` entry on the item's chain;
+- every stored export bundle and every finished redaction (video, record,
+  signature): one ``fixity_checked`` entry on each affected item's chain, whose
+  details name the object (``object``: export | redaction, its id, the result
+  per version) and whose object fields name the bundle / the redaction record;
+- every custody checkpoint (document and signature; the signature must verify
+  with a published key): reported in the job's summary and logs only, since a
+  checkpoint belongs to no single item. Skipped when one item is asked for.
+
+The custody chains are then verified against the newest signed checkpoints.
+
+Alerting: every mismatch, missing version, unverifiable checkpoint or broken
+chain is logged at ERROR with a line starting ``FIXITY ALERT`` (what log-based
+alerting matches) and counted in ``cctv_fixity_mismatches_total{kind}``;
+``cctv fixity`` then exits 1. A store that cannot be reached is NOT recorded as
+"missing": the target is reported as ``error`` (exit 1) and nothing is written to
+any chain, so a network outage never reads as lost evidence in the custody log.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from minio import Minio
-from minio.error import S3Error
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from api import custody
 from api.checkpoints import CustodyVerification, PublicKey, verify_against_checkpoints
 from api.custody import Actor
+from api.fixity_targets import (
+    ERROR,
+    MISMATCH,
+    MISSING,
+    OK,
+    ArtifactFixity,
+    CheckpointFixity,
+    DerivedFixity,
+    Expected,
+    check_checkpoint,
+    check_object,
+    checkpoints_to_check,
+    derived_checks,
+    overall,
+)
 from api.metrics import ApiMetrics
-from api.models import EvidenceArtifactRow, EvidenceRow
+from api.models import EvidenceRow
 from cctv.config import Settings
 from evidence_store.custody import ActorRole, CustodyAction, CustodyEntry
 
 log = logging.getLogger(__name__)
 
 FIXITY_ACTOR = Actor("fixity-job", ActorRole.SYSTEM)
-OK, MISMATCH, MISSING, ERROR = "ok", "mismatch", "missing", "error"
-GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket"})
-CHUNK = 1024 * 1024
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class ArtifactFixity:
-    kind: str
-    key: str
-    version_id: str | None
-    result: str
-    expected_sha256: str
-    expected_size: int
-    actual_sha256: str | None = None
-    actual_size: int | None = None
-    error: str | None = None
+RESULTS = (OK, MISMATCH, MISSING, ERROR)
 
 
 @dataclass
@@ -71,12 +77,7 @@ class ItemFixity:
 
     @property
     def result(self) -> str:
-        if self.error is not None:
-            return ERROR
-        results = {a.result for a in self.artifacts}
-        if MISMATCH in results or self.notes:
-            return MISMATCH
-        return MISSING if MISSING in results else OK
+        return overall(self.artifacts, bool(self.notes), self.error)
 
 
 @dataclass
@@ -84,15 +85,18 @@ class FixityReport:
     items: list[ItemFixity]
     custody: CustodyVerification | None
     custody_error: str | None = None
+    derived: list[DerivedFixity] = field(default_factory=list)  # export bundles and redactions
+    checkpoints: list[CheckpointFixity] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        items_ok = all(i.result == OK for i in self.items)
-        return items_ok and self.custody is not None and self.custody.ok
+        targets: list[Any] = [*self.items, *self.derived, *self.checkpoints]
+        return all(t.result == OK for t in targets) and self.custody is not None and self.custody.ok
 
     def render(self) -> str:
         lines = [_item_line(item) for item in self.items]
-        counts = {r: sum(1 for i in self.items if i.result == r) for r in (OK, MISMATCH, MISSING, ERROR)}
+        lines += [_derived_line(d) for d in self.derived]
+        lines += [_checkpoint_line(c) for c in self.checkpoints if c.result != OK]  # thousands over time
         if self.custody is not None:
             state = "OK" if self.custody.ok else f"{len(self.custody.problems)} PROBLEM(S)"
             lines.append(
@@ -103,65 +107,57 @@ class FixityReport:
             lines += [f"  warning: {w}" for w in self.custody.warnings]
         else:
             lines.append(f"custody log: NOT CHECKED ({self.custody_error})")
+        exports = [d for d in self.derived if d.target == "export"]
+        redactions = [d for d in self.derived if d.target == "redaction"]
         lines.append(
-            f"fixity: {len(self.items)} item(s): "
-            + ", ".join(f"{n} {r}" for r, n in counts.items())
+            "fixity: "
+            + "; ".join(
+                f"{len(targets)} {name}: {_counts(targets)}"
+                for name, targets in (
+                    ("item(s)", self.items),
+                    ("export bundle(s)", exports),
+                    ("redaction(s)", redactions),
+                    ("checkpoint(s)", self.checkpoints),
+                )
+            )
             + (" -> OK" if self.ok else " -> ALERT")
         )
         return "\n".join(lines) + "\n"
 
 
+def _counts(targets: Sequence[Any]) -> str:
+    return ", ".join(f"{sum(1 for t in targets if t.result == r)} {r}" for r in RESULTS)
+
+
+def _parts(objects: list[ArtifactFixity], notes: list[str], error: str | None) -> str:
+    parts = ", ".join(f"{a.kind} {a.result}" for a in objects)
+    extra = "; ".join(notes + ([error] if error else []))
+    return parts + (f"  ({extra})" if extra else "")
+
+
 def _item_line(item: ItemFixity) -> str:
-    parts = [f"{a.kind} {a.result}" for a in item.artifacts]
-    extra = "; ".join(item.notes + ([item.error] if item.error else []))
-    return f"evidence {item.evidence_id}  {item.result.upper():8}  {', '.join(parts)}" + (
-        f"  ({extra})" if extra else ""
+    return f"evidence {item.evidence_id}  {item.result.upper():8}  " + _parts(
+        item.artifacts, item.notes, item.error
     )
 
 
-# --------------------------------------------------------------------------- reading back
+def _derived_line(target: DerivedFixity) -> str:
+    items = ", ".join(str(e) for e in target.evidence_ids)
+    return (
+        f"{target.subject}  {target.result.upper():8}  "
+        + _parts(target.objects, [], target.error)
+        + (f"  [evidence {items}]")
+    )
 
 
-def _read(store: Minio, bucket: str, artifact: EvidenceArtifactRow, keep: bool) -> tuple[str, int, bytes]:
-    """SHA-256 and size of one stored version (and its bytes when ``keep``, for the manifest)."""
-    digest, size, kept = hashlib.sha256(), 0, bytearray()
-    response = store.get_object(bucket, artifact.key, version_id=artifact.version_id)
-    try:
-        for chunk in response.stream(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            if keep and size <= MAX_MANIFEST_BYTES:
-                kept += chunk
-    finally:
-        response.close()
-        response.release_conn()
-    return digest.hexdigest(), size, bytes(kept)
+def _checkpoint_line(checkpoint: CheckpointFixity) -> str:
+    notes = ["signature does not verify with any published key"] if checkpoint.signature_ok is False else []
+    return f"checkpoint {checkpoint.key}  {checkpoint.result.upper():8}  " + _parts(
+        checkpoint.objects, notes, checkpoint.error
+    )
 
 
-def _check_artifact(
-    store: Minio, bucket: str, artifact: EvidenceArtifactRow, manifest: list[bytes]
-) -> ArtifactFixity:
-    def outcome(result: str, **found: Any) -> ArtifactFixity:
-        return ArtifactFixity(
-            kind=artifact.kind,
-            key=artifact.key,
-            version_id=artifact.version_id,
-            result=result,
-            expected_sha256=artifact.sha256,
-            expected_size=artifact.size,
-            **found,
-        )
-
-    try:
-        sha, size, data = _read(store, bucket, artifact, keep=artifact.kind == "manifest")
-    except S3Error as exc:
-        if exc.code in GONE_CODES:
-            return outcome(MISSING, error=f"{exc.code}: {exc.message}")
-        raise
-    if artifact.kind == "manifest":
-        manifest.append(data)
-    same = sha == artifact.sha256 and size == artifact.size
-    return outcome(OK if same else MISMATCH, actual_sha256=sha, actual_size=size)
+# --------------------------------------------------------------------------- evidence items
 
 
 def _manifest_notes(evidence: EvidenceRow, checks: list[ArtifactFixity], manifest: bytes | None) -> list[str]:
@@ -189,17 +185,24 @@ def check_item(store: Minio, evidence: EvidenceRow) -> ItemFixity:
     """Re-read every artifact version of one item; nothing is written."""
     manifest: list[bytes] = []
     try:
-        checks = [_check_artifact(store, evidence.bucket, a, manifest) for a in evidence.artifacts]
+        checks = [
+            check_object(
+                store,
+                Expected(a.kind, evidence.bucket, a.key, a.version_id, a.sha256, a.size),
+                manifest if a.kind == "manifest" else None,
+            )
+            for a in evidence.artifacts
+        ]
     except Exception as exc:  # store unreachable: unknown, not missing
         return ItemFixity(evidence.evidence_id, [], error=f"store unreadable: {exc}")
     notes = _manifest_notes(evidence, checks, manifest[0] if manifest else None)
     return ItemFixity(evidence.evidence_id, checks, notes)
 
 
-# --------------------------------------------------------------------------- the job
+# --------------------------------------------------------------------------- recording and alerting
 
 
-def _record(sessions: sessionmaker[Session], item: ItemFixity, actor: Actor) -> CustodyEntry:
+def _record_item(sessions: sessionmaker[Session], item: ItemFixity, actor: Actor) -> CustodyEntry:
     details: dict[str, Any] = {
         "result": item.result,
         "artifacts": [asdict(a) for a in item.artifacts],
@@ -220,29 +223,145 @@ def _record(sessions: sessionmaker[Session], item: ItemFixity, actor: Actor) -> 
         return custody.commit_with_retry(session, work)
 
 
-def _alert(item: ItemFixity, metrics: ApiMetrics) -> None:
-    metrics.fixity_checks.labels(result=item.result).inc()
-    if item.result == ERROR:
-        log.error("FIXITY ERROR evidence %s not checked: %s", item.evidence_id, item.error)
-        return
-    for artifact in item.artifacts:
-        if artifact.result != OK:
-            metrics.fixity_mismatches.labels(kind=artifact.kind).inc()
-            log.error(
-                "FIXITY ALERT evidence %s %s %s@%s: %s (sealed sha256 %s, %d bytes; read %s, %s bytes)",
-                item.evidence_id,
-                artifact.kind,
-                artifact.key,
-                artifact.version_id,
-                artifact.result,
-                artifact.expected_sha256,
-                artifact.expected_size,
-                artifact.actual_sha256,
-                artifact.actual_size,
+def _record_derived(
+    sessions: sessionmaker[Session], target: DerivedFixity, actor: Actor
+) -> list[CustodyEntry]:
+    """One entry on every affected item's chain, all in one transaction, naming the object."""
+    details, named, at = target.details(), target.named, datetime.now(UTC)
+
+    def work(session: Session) -> list[CustodyEntry]:
+        return [
+            custody.append(
+                session,
+                evidence_id,
+                CustodyAction.FIXITY_CHECKED,
+                actor,
+                at=at,
+                object_key=named.key,
+                object_version=named.version_id,
+                object_sha256=named.sha256,
+                details=details,
             )
+            for evidence_id in target.evidence_ids
+        ]
+
+    with sessions() as session:
+        return custody.commit_with_retry(session, work)
+
+
+def _alert_objects(subject: str, objects: list[ArtifactFixity], metrics: ApiMetrics) -> None:
+    for obj in objects:
+        if obj.result != OK:
+            metrics.fixity_mismatches.labels(kind=obj.kind).inc()
+            log.error(
+                "FIXITY ALERT %s %s %s@%s: %s (recorded sha256 %s, %s bytes; read %s, %s bytes)",
+                subject,
+                obj.kind,
+                obj.key,
+                obj.version_id,
+                obj.result,
+                obj.expected_sha256,
+                obj.expected_size,
+                obj.actual_sha256,
+                obj.actual_size,
+            )
+
+
+def _unchecked(target: str, subject: str, result: str, error: str | None, metrics: ApiMetrics) -> bool:
+    """Count one target's result; True (and an ERROR line) when the store could not be read."""
+    metrics.fixity_checks.labels(target=target, result=result).inc()
+    if result == ERROR:
+        log.error("FIXITY ERROR %s not checked: %s", subject, error)
+    return result == ERROR
+
+
+def _alert_item(item: ItemFixity, metrics: ApiMetrics) -> None:
+    subject = f"evidence {item.evidence_id}"
+    if _unchecked("evidence", subject, item.result, item.error, metrics):
+        return
+    _alert_objects(subject, item.artifacts, metrics)
     for note in item.notes:
         metrics.fixity_mismatches.labels(kind="manifest").inc()
-        log.error("FIXITY ALERT evidence %s: %s", item.evidence_id, note)
+        log.error("FIXITY ALERT %s: %s", subject, note)
+
+
+def _alert_derived(target: DerivedFixity, metrics: ApiMetrics) -> None:
+    subject = f"{target.subject} (evidence {', '.join(str(e) for e in target.evidence_ids)})"
+    if not _unchecked(target.target, subject, target.result, target.error, metrics):
+        _alert_objects(subject, target.objects, metrics)
+
+
+def _alert_checkpoint(checkpoint: CheckpointFixity, metrics: ApiMetrics) -> None:
+    subject = f"checkpoint {checkpoint.key}"
+    if _unchecked("checkpoint", subject, checkpoint.result, checkpoint.error, metrics):
+        return
+    _alert_objects(subject, checkpoint.objects, metrics)
+    if checkpoint.signature_ok is False:
+        metrics.fixity_mismatches.labels(kind="custody_checkpoint_signature").inc()
+        log.error("FIXITY ALERT %s: signature does not verify with any published key", subject)
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def _check_items(
+    sessions: sessionmaker[Session],
+    store: Minio,
+    metrics: ApiMetrics,
+    evidence_id: uuid.UUID | None,
+    actor: Actor,
+) -> list[ItemFixity]:
+    with sessions() as session:
+        query = (
+            select(EvidenceRow).options(selectinload(EvidenceRow.artifacts)).order_by(EvidenceRow.sealed_at)
+        )
+        if evidence_id is not None:
+            query = query.where(EvidenceRow.evidence_id == evidence_id)
+        evidence = list(session.scalars(query))
+    items = []
+    for row in evidence:
+        item = check_item(store, row)
+        if item.result != ERROR:
+            item.entry = _record_item(sessions, item, actor)
+        _alert_item(item, metrics)
+        items.append(item)
+    return items
+
+
+def _check_derived(
+    sessions: sessionmaker[Session],
+    store: Minio,
+    metrics: ApiMetrics,
+    evidence_id: uuid.UUID | None,
+    actor: Actor,
+) -> list[DerivedFixity]:
+    with sessions() as session:
+        checks = derived_checks(session, evidence_id)
+    targets = []
+    for check in checks:
+        target = check(store)
+        if target.result != ERROR:
+            target.entries = _record_derived(sessions, target, actor)
+        _alert_derived(target, metrics)
+        targets.append(target)
+    return targets
+
+
+def _check_checkpoints(
+    sessions: sessionmaker[Session],
+    store: Minio,
+    settings: Settings,
+    keys: list[PublicKey],
+    metrics: ApiMetrics,
+) -> list[CheckpointFixity]:
+    with sessions() as session:
+        rows = checkpoints_to_check(session)
+    results = []
+    for row in rows:
+        checkpoint = check_checkpoint(store, settings.s3.evidence_bucket, row, keys)
+        _alert_checkpoint(checkpoint, metrics)
+        results.append(checkpoint)
+    return results
 
 
 def run_fixity(
@@ -255,22 +374,12 @@ def run_fixity(
     evidence_id: uuid.UUID | None = None,
     actor: Actor = FIXITY_ACTOR,
 ) -> FixityReport:
-    """Check every item (or one), record each result in its chain, then verify the custody log."""
-    with sessions() as session:
-        query = (
-            select(EvidenceRow).options(selectinload(EvidenceRow.artifacts)).order_by(EvidenceRow.sealed_at)
-        )
-        if evidence_id is not None:
-            query = query.where(EvidenceRow.evidence_id == evidence_id)
-        evidence = list(session.scalars(query))
-    items = []
-    for row in evidence:
-        item = check_item(store, row)
-        if item.result != ERROR:
-            item.entry = _record(sessions, item, actor)
-        _alert(item, metrics)
-        items.append(item)
-    report = FixityReport(items, None)
+    """Check every item, export bundle, redaction and checkpoint (or what touches one item), record each
+    result on the chains it concerns, then verify the custody log against the checkpoints."""
+    report = FixityReport(_check_items(sessions, store, metrics, evidence_id, actor), None)
+    report.derived = _check_derived(sessions, store, metrics, evidence_id, actor)
+    if evidence_id is None:
+        report.checkpoints = _check_checkpoints(sessions, store, settings, public_keys, metrics)
     try:
         with sessions() as session:
             report.custody = verify_against_checkpoints(session, store, settings, public_keys)
@@ -281,6 +390,8 @@ def run_fixity(
         for problem in report.custody.problems:
             metrics.fixity_mismatches.labels(kind="custody_log").inc()
             log.error("FIXITY ALERT custody log: %s", problem)
+        for warning in report.custody.warnings:
+            log.warning("fixity: custody log: %s", warning)
     return report
 
 

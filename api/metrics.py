@@ -52,13 +52,15 @@ class ApiMetrics:
         )
         self.fixity_checks = Counter(
             "cctv_fixity_checks",
-            "Evidence items re-read by the fixity job, by result (ok, mismatch, missing, error)",
-            ["result"],
+            "Targets re-read by the fixity job, by target (evidence, export, redaction, checkpoint) and "
+            "result (ok, mismatch, missing, error)",
+            ["target", "result"],
             registry=r,
         )
         self.fixity_mismatches = Counter(
             "cctv_fixity_mismatches",
-            "Stored artifact versions whose SHA-256 or size no longer match the sealed values (or are gone)",
+            "Stored versions whose SHA-256 or size no longer match the recorded values (or are gone), "
+            "checkpoints whose signature no longer verifies, custody-log problems; by object kind",
             ["kind"],
             registry=r,
         )
