@@ -183,6 +183,13 @@ class DetectorSettings(Strict):
     models_dir: Path = Field(default=Path("models"), description="where weights files live")
     device: str = Field(default="auto", description="'auto', 'cpu', 'cuda', 'cuda:0', ...")
     half: bool = Field(default=False, description="FP16 inference (GPU only)")
+    tensor_preprocess: bool = Field(
+        default=True,
+        description=(
+            "yolo: letterbox the stacked batch and run NMS on the inference device (GPU throughput); "
+            "false = ultralytics' predict() with its per-image CPU letterbox, the reference path"
+        ),
+    )
     batch_size: int = Field(default=8, ge=1, description="frames per batched inference across cameras")
     confidence: float = Field(default=0.4, ge=0, le=1, description="minimum person confidence")
     motion_gate: bool = Field(default=True, description="skip inference on frames without motion")

@@ -1,5 +1,6 @@
 """Detector backends on real images: HOG on a real photo and on simulated frames with exact ground truth,
-YOLO's code path without weights, weights checks."""
+YOLO's code path without weights (its on-device letterbox/NMS path against ultralytics' predict()),
+weights checks."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
+from ultralytics.data.augment import LetterBox
 
 from cctv.config import DetectorSettings
 from detector.backends import BACKENDS, DetectorConfigError, HogBackend, YoloBackend, make_backend
 from detector.backends.hog import PERSON_IN_WINDOW, crop_regions, hog_confidence, person_extent
 from detector.backends.yolo import load_manifest
+from detector.backends.yolo_tensor import Letterbox, TensorDetector
+from detector.detections import RawBoxes
 from ingest.sim import scene_from_url
 from ingest.sim_assets import asset_photo
 
@@ -213,3 +218,193 @@ def test_pretrained_yolo_finds_the_bus_passengers(bus: np.ndarray) -> None:
     matched = [p for p in BUS_PEOPLE if max((iou(b, p) for b in found.boxes), default=0) > 0.5]
     assert len(matched) == 3
     assert backend.info.weights_sha256 == load_manifest(MODELS_DIR).entry("yolo11n").sha256
+
+
+# --- YOLO on-device path (yolo_tensor) against ultralytics' own predict() -------------------------------
+
+
+def scene(width: int, height: int) -> np.ndarray:
+    """The simulated street scene at a camera resolution (content everywhere, unlike a flat test card)."""
+    frame, _ = scene_from_url(STANDING).render(STANDING_T, int(STANDING_T * 5))
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def matched(reference: RawBoxes, candidate: RawBoxes, min_iou: float = 0.9) -> int:
+    """How many reference boxes have a candidate box of IoU > min_iou (each candidate used once)."""
+    free = list(range(len(candidate)))
+    count = 0
+    for box in reference.boxes:
+        best = max(free, key=lambda j: iou(candidate.boxes[j], tuple(box)), default=None)
+        if best is not None and iou(candidate.boxes[best], tuple(box)) > min_iou:
+            free.remove(best)
+            count += 1
+    return count
+
+
+def both_paths(backend: YoloBackend, frames: list[np.ndarray]) -> tuple[list[RawBoxes], list[RawBoxes]]:
+    """(predict() per frame shape, tensor path on the whole batch). predict() pads a batch of mixed shapes
+    to a full square, the tensor path letterboxes each shape alone, so the reference runs per shape."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, frame in enumerate(frames):
+        groups.setdefault(frame.shape, []).append(i)
+    reference: list[RawBoxes] = [RawBoxes.empty()] * len(frames)
+    for indices in groups.values():
+        for i, raw in zip(indices, backend.predict_batch([frames[i] for i in indices]), strict=True):
+            reference[i] = raw
+    assert backend.tensor_preprocess
+    return reference, backend.detect_batch(frames)
+
+
+@pytest.fixture(scope="module")
+def random_yolo() -> YoloBackend:
+    torch.manual_seed(0)
+    return YoloBackend.from_architecture("yolo11n.yaml", device="cpu", confidence=1e-4)
+
+
+@pytest.fixture(scope="module")
+def content_yolo() -> YoloBackend:
+    """A random yolo11n whose boxes depend on the picture.
+
+    Freshly initialised, the network's activations vanish layer by layer: its output depends on the input
+    *shape* only (anchor-grid boxes, all of score sigmoid(bias)), so it cannot tell a colour swap or a
+    shifted letterbox from the right input. Setting every BatchNorm's statistics from one real frame (a
+    data-dependent init) keeps activations at unit scale; lowering the other classes' bias lets persons win
+    the best-class choice NMS makes. The result is chaotic: a one-level change at one pixel moves its boxes,
+    so it is compared only on frames that need no resize (see the letterbox test for interpolation)."""
+    torch.manual_seed(0)
+    backend = YoloBackend.from_architecture("yolo11n.yaml", device="cpu", confidence=0.1)
+    net = backend._model.model
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = 1.0  # running stats := this batch's
+    net.train()
+    with torch.no_grad():
+        rgb = scene(640, 480)[..., ::-1].copy()
+        net(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)
+        for branch in net.model[-1].cv3:
+            branch[-1].bias[1:] -= 10.0
+    net.eval()
+    return backend
+
+
+@pytest.mark.parametrize(
+    ("height", "width"), [(576, 768), (1080, 810), (333, 501), (577, 769), (1, 3000), (3000, 1), (640, 640)]
+)
+def test_letterbox_geometry_is_ultralytics(height: int, width: int) -> None:
+    ours = Letterbox.fit((height, width), (640, 640), 32)
+    theirs = LetterBox((640, 640), auto=True, stride=32).get_params({"img": np.zeros((height, width, 3))})
+    assert ours.resized == theirs["new_unpad"][::-1]
+    assert (ours.top, ours.left) == (theirs["top"], theirs["left"])
+    assert ours.padded == (
+        ours.resized[0] + theirs["top"] + theirs["bottom"],
+        ours.resized[1] + theirs["left"] + theirs["right"],
+    )
+    assert ours.padded[0] % 32 == 0 and ours.padded[1] % 32 == 0
+
+
+@pytest.mark.parametrize("integer_resize", [True, False], ids=["uint8-resize-cpu", "float-resize-cuda"])
+def test_tensor_input_equals_ultralytics_preprocess(
+    random_yolo: YoloBackend, bus: np.ndarray, integer_resize: bool
+) -> None:
+    odd = np.ascontiguousarray(bus[101:434, 37:538])  # 333x501: odd sides, upscaled, padded top and bottom
+    frames = [scene(768, 576), bus, scene(768, 576)[::-1], odd, scene(640, 360), bus[::-1]]
+    random_yolo.predict_batch(frames[:1])  # builds ultralytics' predictor, whose preprocess is the reference
+    predictor = random_yolo._model.predictor
+    detector = TensorDetector(random_yolo.tensor_detector().net, torch.device("cpu"), False, 640)
+    detector.integer_resize = integer_resize  # the GPU's float resize, exercised here on the CPU
+    groups = detector.preprocess(frames)
+    assert [g.indices for g in groups] == [(0, 2), (1, 5), (3,), (4,)]
+    for group in groups:
+        theirs = predictor.preprocess([frames[i] for i in group.indices])
+        assert group.tensor.dtype == theirs.dtype == torch.float32
+        assert group.tensor.shape == theirs.shape
+        diff = (group.tensor - theirs).abs() * 255
+        if group.letterbox.resized == group.letterbox.source:  # 640x360: no resize, only the padding
+            assert diff.max() == 0
+        else:  # cv2 and torch round differently: some pixels one level apart (measured mean 0.1-0.3)
+            assert float(diff.mean()) < 0.5 and float(diff.max()) <= 1.0 + 1e-4
+    assert groups[3].letterbox.top == 12 and groups[3].tensor.shape[2:] == (384, 640)
+    assert torch.all(groups[3].tensor[:, :, :12] == 114 / 255)  # the padding level
+
+
+def synthetic_output(candidates: list[tuple[float, float, float, float, int, float]]) -> torch.Tensor:
+    """A network output (1, 84, anchors): (cx, cy, w, h) in network-input pixels and 80 class scores."""
+    out = torch.zeros(1, 84, len(candidates))
+    for j, (cx, cy, w, h, cls, score) in enumerate(candidates):
+        out[0, :4, j] = torch.tensor([cx, cy, w, h])
+        out[0, 4 + cls, j] = score
+    return out
+
+
+def test_postprocess_maps_network_boxes_back_to_the_frame(random_yolo: YoloBackend) -> None:
+    letterbox = Letterbox.fit((500, 700), (640, 640), 32)  # resized 457x640 in a 480x640 input, 11 px on top
+    assert (letterbox.resized, letterbox.padded) == ((457, 640), (480, 640))
+    assert (letterbox.top, letterbox.left) == (11, 0)
+    gy, gx = 457 / 500, 640 / 700
+    output = synthetic_output(
+        [
+            (150, 211, 100, 200, 0, 0.9),  # a person: xyxy (100, 111, 200, 311)
+            (152, 213, 100, 200, 0, 0.8),  # the same person again (IoU 0.94): NMS drops it
+            (400, 100, 50, 50, 2, 0.95),  # a car: not a person
+            (630, 439.5, 60, 79, 0, 0.7),  # a person cut by the right edge and into the bottom padding
+            (300, 300, 40, 80, 0, 0.05),  # below the confidence
+        ]
+    )
+    (found,) = random_yolo.tensor_detector().postprocess(output, letterbox, 0.4)
+    assert found.boxes.dtype == found.confidences.dtype == np.float32 and found.class_ids.dtype == np.int32
+    np.testing.assert_allclose(found.confidences, [0.9, 0.7], rtol=1e-6)
+    assert (found.class_ids == 0).all()
+    expected = [[100 / gx, 100 / gy, 200 / gx, 300 / gy], [600 / gx, 389 / gy, 700, 500]]  # clipped: 700x500
+    np.testing.assert_allclose(found.boxes, expected, rtol=1e-5)
+
+
+def test_postprocess_splits_a_batch_per_frame(random_yolo: YoloBackend) -> None:
+    one = synthetic_output([(320, 240, 64, 128, 0, 0.9), (100, 100, 20, 40, 0, 0.6)])
+    output = torch.cat([one, torch.zeros_like(one), one.flip(2)])
+    letterbox = Letterbox.fit((480, 640), (640, 640), 32)  # no resize, no padding: identity
+    first, empty, last = random_yolo.tensor_detector().postprocess(output, letterbox, 0.5)
+    assert len(empty) == 0 and empty.boxes.shape == (0, 4)
+    for found in (first, last):
+        np.testing.assert_allclose(found.boxes, [[288, 176, 352, 304], [90, 80, 110, 120]])
+        np.testing.assert_allclose(found.confidences, [0.9, 0.6], rtol=1e-6)
+
+
+def test_both_paths_agree_where_boxes_depend_on_the_picture(
+    content_yolo: YoloBackend, bus: np.ndarray
+) -> None:
+    # Long side 640: no resize, so both paths feed the network bit-identical input (padded differently per
+    # shape). Mixed shapes in one batch, a flipped copy, a portrait and a landscape frame.
+    landscape = np.ascontiguousarray(bus[300:660, 100:740])
+    portrait = np.ascontiguousarray(bus[200:840, 0:400])
+    frames = [landscape, portrait, np.ascontiguousarray(landscape[:, ::-1]), scene(640, 480)]
+    reference, tensor = both_paths(content_yolo, frames)
+    assert sum(len(r) for r in reference) >= 10  # the comparison has something to compare
+    for ref, got in zip(reference, tensor, strict=True):
+        assert len(got) == len(ref) and matched(ref, got) == len(ref)
+        np.testing.assert_allclose(np.sort(got.confidences), np.sort(ref.confidences), atol=1e-4)
+    assert matched(reference[0], reference[2]) < len(reference[0])  # same shape, other picture: other boxes
+
+
+def test_both_paths_agree_on_resized_frames(random_yolo: YoloBackend, bus: np.ndarray) -> None:
+    # The stock random network is blind to content but not to geometry: boxes of every shape, resized up and
+    # down, must come back to the same frame pixels on both paths.
+    frames = [bus, scene(768, 576), np.ascontiguousarray(bus[101:434, 37:538]), scene(768, 576)[::-1]]
+    reference, tensor = both_paths(random_yolo, frames)
+    for ref, got, frame in zip(reference, tensor, frames, strict=True):
+        assert len(ref) > 10 and len(got) == len(ref) and matched(ref, got, 0.99) == len(ref)
+        assert (got.boxes[:, 2] <= frame.shape[1]).all() and (got.boxes[:, 3] <= frame.shape[0]).all()
+
+
+def test_tensor_path_handles_empty_and_single_batches(random_yolo: YoloBackend, bus: np.ndarray) -> None:
+    assert random_yolo.detect_batch([]) == [] and random_yolo.predict_batch([]) == []
+    (found,) = random_yolo.detect_batch([bus])
+    (reference,) = random_yolo.predict_batch([bus])
+    assert found.boxes.shape == (len(found), 4) and found.boxes.dtype == np.float32
+    assert found.class_ids.dtype == np.int32 and len(found) == len(reference) > 0
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        random_yolo.detect_batch([bus.astype(np.float32)])
+
+
+def test_tensor_path_is_a_setting() -> None:
+    assert DetectorSettings().tensor_preprocess is True
+    assert YoloBackend.from_architecture(tensor_preprocess=False).tensor_preprocess is False

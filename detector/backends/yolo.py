@@ -7,6 +7,11 @@ change what the court is told. Nothing is downloaded (``detector/__init__``
 sets ``YOLO_OFFLINE``; a missing file is an error that says how to get it).
 torch/ultralytics are imported inside the methods so that importing the
 registry stays fast for the HOG default.
+
+Two inference paths: by default the batch is letterboxed and NMS'd on the
+inference device (``yolo_tensor``), because ultralytics' per-image CPU
+pre-processing, not the GPU, bounds ``predict()``; ``tensor_preprocess=False``
+keeps ``predict()`` itself as the reference the tests compare against.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -25,6 +30,9 @@ from cctv.config import DetectorSettings
 from cctv.contracts import DetectorInfo
 from detector.backends.base import DetectorBackend, DetectorConfigError
 from detector.detections import PERSON_CLASS, RawBoxes, Region
+
+if TYPE_CHECKING:
+    from detector.backends.yolo_tensor import TensorDetector
 
 MANIFEST_NAME = "manifest.yaml"
 IMAGE_SIZE = 640
@@ -112,7 +120,7 @@ def resolve_device(device: str) -> str:
 
 
 class YoloBackend(DetectorBackend):
-    """Batched ``predict()`` over frames of many cameras, persons only."""
+    """Batched inference over frames of many cameras, persons only."""
 
     def __init__(
         self,
@@ -122,6 +130,7 @@ class YoloBackend(DetectorBackend):
         half: bool = False,
         confidence: float = 0.4,
         image_size: int = IMAGE_SIZE,
+        tensor_preprocess: bool = True,
     ) -> None:
         global _HAS_QUANTIZE_ARG
         if _HAS_QUANTIZE_ARG is None:
@@ -132,6 +141,8 @@ class YoloBackend(DetectorBackend):
         self.half = half and self.device.startswith("cuda")  # FP16 on CPU is slower or unsupported
         self.confidence = confidence
         self.image_size = image_size
+        self.tensor_preprocess = tensor_preprocess
+        self._tensor: TensorDetector | None = None  # built on first use: a fused copy of the network
 
     @classmethod
     def from_settings(cls, settings: DetectorSettings) -> YoloBackend:
@@ -145,11 +156,23 @@ class YoloBackend(DetectorBackend):
             weights_sha256=sha,
             thresholds={"confidence": settings.confidence, "imgsz": float(IMAGE_SIZE)},
         )
-        return cls(YOLO(str(path), task="detect"), info, settings.device, settings.half, settings.confidence)
+        model = YOLO(str(path), task="detect")
+        return cls(
+            model,
+            info,
+            settings.device,
+            settings.half,
+            settings.confidence,
+            tensor_preprocess=settings.tensor_preprocess,
+        )
 
     @classmethod
     def from_architecture(
-        cls, architecture: str = "yolo11n.yaml", device: str = "cpu", confidence: float = 0.4
+        cls,
+        architecture: str = "yolo11n.yaml",
+        device: str = "cpu",
+        confidence: float = 0.4,
+        tensor_preprocess: bool = True,
     ) -> YoloBackend:
         """A randomly initialised network (no weights, no download): exercises the code path in tests
         and measures speed in the benchmark. Never for production: it detects nothing meaningful."""
@@ -161,12 +184,29 @@ class YoloBackend(DetectorBackend):
             weights_sha256=None,
             thresholds={"confidence": confidence, "imgsz": float(IMAGE_SIZE)},
         )
-        return cls(YOLO(architecture, task="detect"), info, device, False, confidence)
+        model = YOLO(architecture, task="detect")
+        return cls(model, info, device, False, confidence, tensor_preprocess=tensor_preprocess)
 
     def detect_batch(
         self, images: Sequence[np.ndarray], regions: Sequence[Sequence[Region] | None] | None = None
     ) -> list[RawBoxes]:
         """Full frames always: on a GPU one batched pass beats many crops."""
+        if not images:
+            return []
+        if self.tensor_preprocess:
+            return self.tensor_detector().detect(images, self.confidence)
+        return self.predict_batch(images)
+
+    def tensor_detector(self) -> TensorDetector:
+        """The on-device path's network, prepared once (again only if ``half`` was switched since)."""
+        if self._tensor is None or self._tensor.half != self.half:
+            from detector.backends.yolo_tensor import TensorDetector
+
+            self._tensor = TensorDetector.prepare(self._model.model, self.device, self.half, self.image_size)
+        return self._tensor
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[RawBoxes]:
+        """The reference path: ultralytics' ``predict()`` with its CPU letterbox, per image."""
         if not images:
             return []
         precision: dict[str, Any] = {"half": self.half}
