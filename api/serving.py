@@ -117,7 +117,11 @@ def fetch_or_refuse(
     try:
         return fetch_verified(store, obj.bucket, obj.key, obj.version_id, obj.sha256)
     except IntegrityFailure as exc:
-        refused = base | {"result": ACCESS_INTEGRITY_FAILURE, "sha256_read": exc.actual}
+        refused = base | {
+            "result": ACCESS_INTEGRITY_FAILURE,
+            "sha256_read": exc.actual,
+            "sha256_served": None,
+        }
         record_each(session, evidence_ids, refused_action, actor, reason=reason, obj=obj, details=refused)
         metrics.downloads.labels(kind=obj.kind, result=ACCESS_INTEGRITY_FAILURE).inc()
         metrics.integrity_failures.labels(kind=obj.kind).inc()
@@ -130,7 +134,12 @@ def fetch_or_refuse(
             extra={"expected_sha256": exc.expected, "actual_sha256": exc.actual},
         ) from exc
     except StoreUnavailable as exc:
-        refused = base | {"result": ACCESS_STORE_ERROR, "sha256_read": None, "error": str(exc)}
+        refused = base | {
+            "result": ACCESS_STORE_ERROR,
+            "sha256_read": None,
+            "sha256_served": None,
+            "error": str(exc),
+        }
         record_each(session, evidence_ids, refused_action, actor, reason=reason, obj=obj, details=refused)
         metrics.downloads.labels(kind=obj.kind, result=ACCESS_STORE_ERROR).inc()
         log.error("%s %s unreadable: %s", obj.kind, obj.key, exc)

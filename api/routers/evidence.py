@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -21,11 +20,7 @@ from sqlalchemy.orm import Session
 from api import custody, holds
 from api.custody import Actor
 from api.deps import ActorDep, LegalActorDep, MetricsDep, SessionDep, StoreDep
-from api.integrity import IntegrityFailure, StoreUnavailable, fetch_verified
 from api.models import (
-    ACCESS_INTEGRITY_FAILURE,
-    ACCESS_OK,
-    ACCESS_STORE_ERROR,
     EvidenceArtifactRow,
     EvidenceRow,
 )
@@ -40,6 +35,7 @@ from api.schemas import (
     RetentionIn,
     RetentionOut,
 )
+from api.serving import ObjectRef, client_details, fetch_or_refuse, record_each, required_reason, serve
 from cctv.contracts import ArtifactKind
 from evidence_store.custody import CustodyAction, CustodyEntry
 
@@ -54,7 +50,6 @@ DOWNLOADS: dict[str, tuple[ArtifactKind, str, str]] = {
     "manifest": (ArtifactKind.MANIFEST, "application/json", "manifest.json"),
 }
 PATH_OF_KIND = {kind.value: name for name, (kind, _, _) in DOWNLOADS.items()}
-REASON_REQUIRED_DETAIL = "a reason is required to download evidence; it is recorded in the custody log"
 
 ReasonQuery = Annotated[
     str | None,
@@ -75,39 +70,6 @@ def evidence_out(row: EvidenceRow) -> EvidenceOut:
     return EvidenceOut.model_validate(row).model_copy(update={"artifacts": artifacts})
 
 
-def _client(request: Request) -> dict[str, Any]:
-    return {
-        "client_address": request.client.host if request.client else None,
-        "user_agent": request.headers.get("user-agent"),
-    }
-
-
-def _record(
-    session: Session,
-    evidence_id: uuid.UUID,
-    action: CustodyAction,
-    actor: Actor,
-    reason: str | None,
-    details: dict[str, Any],
-    artifact: EvidenceArtifactRow | None = None,
-) -> CustodyEntry:
-    def work(s: Session) -> CustodyEntry:
-        return custody.append(
-            s,
-            evidence_id,
-            action,
-            actor,
-            at=datetime.now(UTC),
-            reason=reason,
-            object_key=artifact.key if artifact else None,
-            object_version=artifact.version_id if artifact else None,
-            object_sha256=artifact.sha256 if artifact else None,
-            details=details,
-        )
-
-    return custody.commit_with_retry(session, work)
-
-
 @router.get(
     "/{evidence_id}",
     response_model=EvidenceOut,
@@ -118,7 +80,15 @@ def get_evidence(
 ) -> EvidenceOut:
     evidence = holds.load_evidence(session, evidence_id)
     out = evidence_out(evidence)
-    _record(session, evidence_id, CustodyAction.VIEWED, actor, reason, _client(request))
+    record_each(
+        session,
+        [evidence_id],
+        CustodyAction.VIEWED,
+        actor,
+        reason=reason,
+        obj=None,
+        details=client_details(request),
+    )
     return out
 
 
@@ -209,73 +179,31 @@ def _download(
     actor: Actor,
     reason: str | None,
 ) -> StreamingResponse:
+    """The one download path (shared with exports and redactions via :mod:`api.serving`)."""
     kind, media_type, suffix = DOWNLOADS[route]
     evidence = holds.load_evidence(session, evidence_id)
     artifact: EvidenceArtifactRow | None = next((a for a in evidence.artifacts if a.kind == kind.value), None)
     if artifact is None:
         raise not_found(f"{kind.value} artifact of evidence", evidence_id)
-    reason = (reason or "").strip()
-    if not reason:
-        raise Problem(400, "Reason required", REASON_REQUIRED_DETAIL)
-    details: dict[str, Any] = {
-        "artifact_kind": kind.value,
-        **_client(request),
-        "expected_sha256": artifact.sha256,
-    }
-    try:
-        verified = fetch_verified(store, evidence.bucket, artifact.key, artifact.version_id, artifact.sha256)
-    except IntegrityFailure as exc:
-        details |= {"result": ACCESS_INTEGRITY_FAILURE, "sha256_read": exc.actual, "sha256_served": None}
-        _refused(session, evidence_id, actor, reason, details, artifact, metrics)
-        metrics.integrity_failures.labels(kind=kind.value).inc()
-        log.error("INTEGRITY FAILURE evidence %s %s: %s", evidence_id, kind.value, exc)
-        raise Problem(
-            502,
-            "Evidence integrity check failed",
-            f"the stored {kind.value} of evidence {evidence_id} does not match its sealed SHA-256; "
-            "nothing was served and the failure was recorded",
-            extra={"expected_sha256": exc.expected, "actual_sha256": exc.actual},
-        ) from exc
-    except StoreUnavailable as exc:
-        details |= {
-            "result": ACCESS_STORE_ERROR,
-            "sha256_read": None,
-            "sha256_served": None,
-            "error": str(exc),
-        }
-        _refused(session, evidence_id, actor, reason, details, artifact, metrics)
-        log.error("evidence %s %s unreadable: %s", evidence_id, kind.value, exc)
-        raise Problem(502, "Evidence store unavailable", str(exc)) from exc
-    details |= {"result": ACCESS_OK, "sha256_read": verified.sha256, "sha256_served": verified.sha256}
-    details["size"] = verified.size
-    try:
-        _record(session, evidence_id, CustodyAction.DOWNLOADED, actor, reason, details, artifact)
-    except BaseException:
-        verified.file.close()  # no custody record, no download
-        raise
-    metrics.downloads.labels(kind=kind.value, result=ACCESS_OK).inc()
-    filename = f"{evidence.camera_id}_{evidence_id}_{suffix}"
-    headers = {
-        "Content-Length": str(verified.size),
-        "ETag": f'"{verified.sha256}"',
-        "Repr-Digest": verified.repr_digest,
-        "Content-Disposition": f'attachment; filename="{filename}"',
-        "Cache-Control": "no-store",
-    }
-    return StreamingResponse(verified.iter_and_close(), media_type=media_type, headers=headers)
-
-
-def _refused(
-    session: Session,
-    evidence_id: uuid.UUID,
-    actor: Actor,
-    reason: str,
-    details: dict[str, Any],
-    artifact: EvidenceArtifactRow,
-    metrics: MetricsDep,
-) -> None:
-    _record(session, evidence_id, CustodyAction.DOWNLOAD_REFUSED, actor, reason, details, artifact)
-    metrics.downloads.labels(kind=artifact.kind, result=details["result"]).inc()
+    reason = required_reason(reason)
+    obj = ObjectRef(kind.value, evidence.bucket, artifact.key, artifact.version_id, artifact.sha256)
+    details = client_details(request)
+    verified = fetch_or_refuse(
+        session, store, metrics, obj, [evidence_id], actor, reason=reason, details=details
+    )
+    return serve(
+        session,
+        metrics,
+        verified,
+        obj,
+        [evidence_id],
+        actor,
+        action=CustodyAction.DOWNLOADED,
+        reason=reason,
+        details=details | {"expected_sha256": artifact.sha256, "sha256_read": verified.sha256},
+        media_type=media_type,
+        filename=f"{evidence.camera_id}_{evidence_id}_{suffix}",
+    )
 
 
 def _download_responses(media_type: str) -> dict[int | str, dict[str, object]]:
