@@ -30,6 +30,8 @@ from pydantic import SecretStr
 from cctv.config import Settings, StackPorts
 
 LOOPBACK = "127.0.0.1"
+VOLUME_SIZE_MB = 64  # SeaweedFS volume size: small, so many buckets fit (see _weed_command)
+MAX_VOLUMES = 1000
 TANSU_BUCKET = "tansu"
 
 
@@ -201,6 +203,13 @@ class LocalStack:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-master.telemetry=false",
+            # weed mini sizes volumes (64-1024 MB) and their count from the free disk, and every
+            # bucket is a collection with volumes of its own: with ~60 GB free the test suite's
+            # hundred-odd buckets ran out ("No writable volumes and no free volumes left") and
+            # every write answered 500. Small volumes and a fixed, generous count make it
+            # independent of the disk (volumes are not preallocated, so the count costs nothing).
+            f"-master.volumeSizeLimitMB={VOLUME_SIZE_MB}",
+            f"-volume.max={MAX_VOLUMES}",
         ]
 
     def _tansu_command(self) -> list[str]:
