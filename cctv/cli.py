@@ -22,6 +22,7 @@ from cctv.runtime import configure_logging, stop_on_signals
 from cctv.stack import LocalStack, StackError
 
 WorkerRun = Callable[[Settings, CameraRegistry, threading.Event], None]
+DEFAULT_PETS_DIR = Path("../shared/data/pets09-s2l1")  # where the project's shared data lives
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
@@ -178,6 +179,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Score the detector stack on PETS09 S2L1 against its ground truth; print and write the table."""
+    from datetime import UTC, datetime
+
+    from detector.evaluation_pets import evaluate_backend, render_markdown, render_text
+
+    pets_dir = Path(args.pets_dir)
+    if not (pets_dir / "vtest.avi").is_file() or not (pets_dir / "gt.txt").is_file():
+        print(f"cctv eval: error: {pets_dir} lacks vtest.avi and gt.txt (PETS09 S2L1)", file=sys.stderr)
+        return 2
+    backends = [name.strip() for name in args.backends.split(",") if name.strip()]
+    results = [evaluate_backend(pets_dir, name, fps=args.fps, limit=args.frames) for name in backends]
+    print(render_text(results), end="")
+    command = f"cctv eval --pets-dir {args.pets_dir} --fps {args.fps:g} --backends {args.backends}"
+    command += (f" --frames {args.frames}" if args.frames else "") + f" --output {args.output}"
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_markdown(results, command=command, when=datetime.now(UTC), fps=args.fps))
+    print(f"written to {output}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -225,6 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--tsa-ca", help="PEM of the trusted timestamp authority CA")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(func=cmd_verify)
+
+    evaluate = sub.add_parser("eval", help="detection and tracking accuracy on PETS09 S2L1 vs ground truth")
+    evaluate.add_argument(
+        "--pets-dir", default=str(DEFAULT_PETS_DIR), help="folder with vtest.avi and gt.txt"
+    )
+    evaluate.add_argument("--fps", type=float, default=5.0, help="analytics sampling rate (default 5)")
+    evaluate.add_argument("--backends", default="hog,yolo", help="comma-separated registry names")
+    evaluate.add_argument("--frames", type=int, default=None, help="only the first N sampled frames")
+    evaluate.add_argument("--output", default="eval/results.md", help="Markdown table to write")
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -141,6 +141,11 @@ class DetectorPipeline:
         self.stats.incidents += len(incidents)
         return PipelineOutput(incidents, rejected)
 
+    def last_detections(self, camera_id: str) -> Detections | None:
+        """The camera's latest tracked detections (what the rules saw), e.g. for accuracy evaluation."""
+        state = self._state.get(camera_id)
+        return state.last if state is not None else None
+
     def camera_partitions(self) -> dict[str, int]:
         return {cam: s.last_position.partition for cam, s in self._state.items() if s.last_position}
 
