@@ -1,7 +1,7 @@
-"""Hash-checked reads of derived objects (export bundles, redacted copies) with their custody entries.
+"""Hash-checked downloads of everything stored (evidence artifacts, export bundles, redacted
+copies) with their custody entries: the one path every download route takes.
 
-The rules are the evidence downloads' (:mod:`api.routers.evidence`): the object is
-read completely and hashed before a byte is sent (:func:`api.integrity.fetch_verified`);
+The object is read completely and hashed before a byte is sent (:func:`api.integrity.fetch_verified`);
 a mismatch or an unreadable store is recorded as refused and answered 502; an
 access that succeeded is committed to every affected item's chain before the
 response starts (no custody record, no bytes). One object may concern several
@@ -146,10 +146,10 @@ def fetch_or_refuse(
         raise Problem(502, "Evidence store unavailable", str(exc)) from exc
 
 
-def serve(
+def checked_download(
     session: Session,
+    store: Minio,
     metrics: ApiMetrics,
-    verified: VerifiedObject,
     obj: ObjectRef,
     evidence_ids: Sequence[uuid.UUID],
     actor: Actor,
@@ -159,12 +159,27 @@ def serve(
     details: dict[str, Any],
     media_type: str,
     filename: str,
+    refused_action: CustodyAction = CustodyAction.DOWNLOAD_REFUSED,
     also: Callable[[Session], None] | None = None,
 ) -> StreamingResponse:
-    """Record the access on every item's chain, then stream the verified bytes as an attachment."""
+    """Read ``obj`` hash-checked (a refusal is recorded and answered 502), record ``action`` on every
+    item's chain, then stream the verified bytes as an attachment."""
+    verified = fetch_or_refuse(
+        session,
+        store,
+        metrics,
+        obj,
+        evidence_ids,
+        actor,
+        reason=reason,
+        details=details,
+        refused_action=refused_action,
+    )
     ok = details | {
         "artifact_kind": obj.kind,
         "result": ACCESS_OK,
+        "expected_sha256": obj.sha256,
+        "sha256_read": verified.sha256,
         "sha256_served": verified.sha256,
         "size": verified.size,
     }

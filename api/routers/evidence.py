@@ -35,7 +35,7 @@ from api.schemas import (
     RetentionIn,
     RetentionOut,
 )
-from api.serving import ObjectRef, client_details, fetch_or_refuse, record_each, required_reason, serve
+from api.serving import ObjectRef, checked_download, client_details, record_each, required_reason
 from cctv.contracts import ArtifactKind
 from evidence_store.custody import CustodyAction, CustodyEntry
 
@@ -187,20 +187,16 @@ def _download(
         raise not_found(f"{kind.value} artifact of evidence", evidence_id)
     reason = required_reason(reason)
     obj = ObjectRef(kind.value, evidence.bucket, artifact.key, artifact.version_id, artifact.sha256)
-    details = client_details(request)
-    verified = fetch_or_refuse(
-        session, store, metrics, obj, [evidence_id], actor, reason=reason, details=details
-    )
-    return serve(
+    return checked_download(
         session,
+        store,
         metrics,
-        verified,
         obj,
         [evidence_id],
         actor,
         action=CustodyAction.DOWNLOADED,
         reason=reason,
-        details=details | {"expected_sha256": artifact.sha256, "sha256_read": verified.sha256},
+        details=client_details(request),
         media_type=media_type,
         filename=f"{evidence.camera_id}_{evidence_id}_{suffix}",
     )

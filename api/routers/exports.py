@@ -22,7 +22,7 @@ from api.exports import Exporter, bundle_ref, exported_ids
 from api.models import ExportRow
 from api.problems import not_found
 from api.schemas import ExportIn, ExportItemOut, ExportOut, ExportPage
-from api.serving import client_details, fetch_or_refuse, required_reason, serve
+from api.serving import checked_download, client_details, required_reason
 from evidence_store.custody import CustodyAction
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
@@ -135,11 +135,10 @@ def download_export(
     why = required_reason(reason)
     obj, items = bundle_ref(row), exported_ids(row)
     details = {"export_id": str(export_id), **client_details(request)}
-    verified = fetch_or_refuse(session, store, metrics, obj, items, actor, reason=why, details=details)
-    return serve(
+    return checked_download(
         session,
+        store,
         metrics,
-        verified,
         obj,
         items,
         actor,

@@ -22,7 +22,7 @@ from api.models import REDACTION_DONE, REDACTION_PENDING, RedactionRow
 from api.problems import Problem, not_found
 from api.redaction_jobs import RunnerBusy, check_request, mark_failed
 from api.schemas import RedactionIn, RedactionOut, StoredObjectOut
-from api.serving import ObjectRef, client_details, fetch_or_refuse, required_reason, serve
+from api.serving import ObjectRef, checked_download, client_details, required_reason
 from cctv.contracts import ArtifactKind
 from evidence_store.custody import CustodyAction
 
@@ -173,13 +173,10 @@ def download_video(
         ArtifactKind.REDACTED_COPY.value, evidence.bucket, row.video_key, row.video_version, row.video_sha256
     )
     details = {"redaction_id": str(redaction_id), **client_details(request)}
-    verified = fetch_or_refuse(
-        session, store, metrics, obj, [evidence_id], actor, reason=why, details=details
-    )
-    return serve(
+    return checked_download(
         session,
+        store,
         metrics,
-        verified,
         obj,
         [evidence_id],
         actor,

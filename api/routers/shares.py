@@ -23,7 +23,7 @@ from api.models import ShareRow
 from api.problems import Problem
 from api.routers.exports import BUNDLE_MEDIA_TYPE
 from api.schemas import RevokeIn, ShareCreatedOut, ShareIn, ShareOut
-from api.serving import client_details, fetch_or_refuse, serve
+from api.serving import checked_download, client_details
 from api.shares import (
     SHARED_PATH,
     count_use,
@@ -106,26 +106,15 @@ def use_share(
         raise refuse_use(session, share, state, client)
     obj, items, actor = bundle_ref(share.export), exported_ids(share.export), recipient_of(share)
     details = use_details(share, client)
-    verified = fetch_or_refuse(
-        session,
-        store,
-        metrics,
-        obj,
-        items,
-        actor,
-        reason=None,
-        details=details,
-        refused_action=CustodyAction.SHARE_USED,
-    )
     share_id = share.share_id
 
     def counted(s: Session) -> None:
         count_use(s, share_id, now)
 
-    response = serve(
+    response = checked_download(
         session,
+        store,
         metrics,
-        verified,
         obj,
         items,
         actor,
@@ -134,6 +123,7 @@ def use_share(
         details=details,
         media_type=BUNDLE_MEDIA_TYPE,
         filename=f"export-{share.export_id}.zip",
+        refused_action=CustodyAction.SHARE_USED,
         also=counted,
     )
     response.headers["Referrer-Policy"] = "no-referrer"
