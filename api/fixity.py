@@ -58,6 +58,7 @@ from api.fixity_targets import (
 )
 from api.metrics import ApiMetrics
 from api.models import EvidenceRow
+from api.serving import record_each
 from cctv.config import Settings
 from evidence_store.custody import ActorRole, CustodyAction, CustodyEntry
 
@@ -227,26 +228,16 @@ def _record_derived(
     sessions: sessionmaker[Session], target: DerivedFixity, actor: Actor
 ) -> list[CustodyEntry]:
     """One entry on every affected item's chain, all in one transaction, naming the object."""
-    details, named, at = target.details(), target.named, datetime.now(UTC)
-
-    def work(session: Session) -> list[CustodyEntry]:
-        return [
-            custody.append(
-                session,
-                evidence_id,
-                CustodyAction.FIXITY_CHECKED,
-                actor,
-                at=at,
-                object_key=named.key,
-                object_version=named.version_id,
-                object_sha256=named.sha256,
-                details=details,
-            )
-            for evidence_id in target.evidence_ids
-        ]
-
     with sessions() as session:
-        return custody.commit_with_retry(session, work)
+        return record_each(
+            session,
+            target.evidence_ids,
+            CustodyAction.FIXITY_CHECKED,
+            actor,
+            reason=None,
+            obj=target.named,
+            details=target.details(),
+        )
 
 
 def _alert_objects(subject: str, objects: list[ArtifactFixity], metrics: ApiMetrics) -> None:

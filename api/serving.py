@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
@@ -34,6 +34,17 @@ from evidence_store.custody import CustodyAction, CustodyEntry
 log = logging.getLogger(__name__)
 
 REASON_REQUIRED_DETAIL = "a reason is required to download evidence; it is recorded in the custody log"
+
+
+class NamedObject(Protocol):
+    """What a custody entry names: one stored object version and its SHA-256 (if recorded)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def version_id(self) -> str | None: ...
+    @property
+    def sha256(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -69,13 +80,13 @@ def record_each(
     actor: Actor,
     *,
     reason: str | None,
-    obj: ObjectRef | None,
+    obj: NamedObject | None,
     details: dict[str, Any],
     at: datetime | None = None,
     also: Callable[[Session], None] | None = None,
 ) -> list[CustodyEntry]:
     """The same entry appended to every item's chain, in one transaction (retried on a lost race);
-    ``also`` changes something else in that same transaction (a share's use count)."""
+    ``also`` changes something else in that same transaction (a share row, its use count)."""
     moment = at or datetime.now(UTC)
 
     def work(s: Session) -> list[CustodyEntry]:

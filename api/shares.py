@@ -26,7 +26,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from api import custody
 from api.custody import Actor
 from api.exports import bundle_ref, exported_ids
 from api.models import ExportRow, ShareRow
@@ -116,26 +115,22 @@ def create_share(
         "organisation": row.organisation,
         "expires_at": row.expires_at.isoformat(),
     }
-    obj = bundle_ref(export)
 
-    def work(s: Session) -> None:
+    def add_share(s: Session) -> None:
         s.add(row)
         s.flush()
-        for evidence_id in exported_ids(export):
-            custody.append(
-                s,
-                evidence_id,
-                CustodyAction.SHARED,
-                actor,
-                at=now,
-                reason=body.reason,
-                object_key=obj.key,
-                object_version=obj.version_id,
-                object_sha256=obj.sha256,
-                details=details,
-            )
 
-    custody.commit_with_retry(session, work)
+    record_each(
+        session,
+        exported_ids(export),
+        CustodyAction.SHARED,
+        actor,
+        reason=body.reason,
+        obj=bundle_ref(export),
+        details=details,
+        at=now,
+        also=add_share,
+    )
     row.export = export
     return row, token
 
@@ -150,7 +145,7 @@ def revoke_share(session: Session, actor: Actor, share_id: uuid.UUID, reason: st
         )
     details = {"share_id": str(share_id), "export_id": str(row.export_id), "recipient": row.recipient}
 
-    def work(s: Session) -> None:
+    def revoke(s: Session) -> None:
         changed = s.execute(
             update(ShareRow)
             .where(ShareRow.share_id == share_id, ShareRow.revoked_at.is_(None))
@@ -158,13 +153,19 @@ def revoke_share(session: Session, actor: Actor, share_id: uuid.UUID, reason: st
         )
         if not getattr(changed, "rowcount", 0):
             raise Problem(409, "Share already revoked", f"share {share_id} was revoked meanwhile")
-        for evidence_id in exported_ids(row.export):
-            custody.append(
-                s, evidence_id, CustodyAction.SHARE_REVOKED, actor, at=now, reason=reason, details=details
-            )
 
     try:
-        custody.commit_with_retry(session, work)
+        record_each(
+            session,
+            exported_ids(row.export),
+            CustodyAction.SHARE_REVOKED,
+            actor,
+            reason=reason,
+            obj=None,
+            details=details,
+            at=now,
+            also=revoke,
+        )
     except Problem:
         session.rollback()
         raise
