@@ -65,6 +65,7 @@ from evidence_store.redact import (
 )
 from evidence_store.signing import ManifestSigner, verify_manifest
 from evidence_store.store import EvidenceStore, retain_until_for
+from evidence_store.verify_frames import frame_problems
 from evidence_store.window import WindowFrame
 
 RECORD_VERSION = 1
@@ -124,38 +125,20 @@ def _nominal_fps(manifest: dict[str, Any]) -> float:
     return 1.0 / step if step > 0 else 1.0
 
 
-def _members(master: bytes) -> list[tuple[str, bytes | None]]:
-    try:
-        with tarfile.open(fileobj=io.BytesIO(master), mode="r:") as archive:
-            out = []
-            for member in archive.getmembers():
-                handle = archive.extractfile(member) if member.isfile() else None
-                out.append((member.name, handle.read() if handle is not None else None))
-            return out
-    except tarfile.TarError as exc:
-        raise MasterMismatch(f"master is not a readable tar archive: {exc}") from exc
+def _frame_bytes(master: bytes) -> list[bytes]:
+    """The members' bytes in archive order (only called once master_problems found nothing wrong)."""
+    with tarfile.open(fileobj=io.BytesIO(master), mode="r:") as archive:
+        return [handle.read() for member in archive if (handle := archive.extractfile(member)) is not None]
 
 
 def master_problems(master: bytes, manifest: dict[str, Any]) -> list[str]:
-    """Every way ``master`` differs from the manifest: whole hash, member names, order, frame hashes."""
+    """Every way ``master`` differs from the manifest: the whole hash, then frame by frame (count,
+    order, content) with the offline verifier's own comparison, so both name a difference alike."""
     problems = []
     sealed = manifest["artifacts"]["master"]["sha256"]
     if sha256_hex(master) != sealed:
         problems.append(f"master sha256 {sha256_hex(master)} is not the manifest's {sealed}")
-    members, entries = _members(master), manifest["frames"]
-    if len(members) != len(entries):
-        problems.append(f"master has {len(members)} members, the manifest lists {len(entries)} frames")
-    for (name, data), entry in zip(members, entries, strict=False):
-        if name != entry["member"]:
-            problems.append(
-                f"frame {entry['index']}: member {name!r}, the manifest expects {entry['member']!r}"
-            )
-        elif data is None or sha256_hex(data) != entry["sha256"] or len(data) != entry["size"]:
-            actual = None if data is None else sha256_hex(data)
-            problems.append(
-                f"frame {entry['index']} ({name}): sha256 {actual}, the manifest has {entry['sha256']}"
-            )
-    return problems
+    return problems + frame_problems(master, manifest["frames"])
 
 
 def load_master(
@@ -183,8 +166,7 @@ def load_master(
     camera = document["camera"]
     fps = _nominal_fps(document)
     frames = []
-    for (_, data), entry in zip(_members(master), document["frames"], strict=True):
-        assert data is not None  # master_problems refused members that are not files
+    for data, entry in zip(_frame_bytes(master), document["frames"], strict=True):
         message = FrameMessage(
             camera_id=camera["camera_id"],
             stream_id=entry["stream_id"],
