@@ -29,7 +29,6 @@ Definitions (defaults from :class:`cctv.config.LoiteringRuleConfig`):
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -37,70 +36,12 @@ from uuid import UUID
 import numpy as np
 
 from cctv.config import LoiteringRuleConfig, Zone
-from cctv.contracts import FrameSpan, IncidentEvent, incident_id_for
+from cctv.contracts import IncidentEvent, incident_id_for
 from detector.detections import Detections
+from detector.events import FramePosition, FrameRing, RuleEvent, frame_span
 from detector.zones import in_active_hours, points_in_polygon
 
 UPDATE_INTERVAL_S = 10.0
-
-
-@dataclass(frozen=True)
-class FramePosition:
-    """Where a frame came from: its stream position (for replay-stable ids) and its Kafka offset."""
-
-    stream_id: str
-    seq: int
-    partition: int
-    offset: int
-
-
-@dataclass(frozen=True)
-class RuleEvent:
-    """One lifecycle event of a loitering incident; the worker turns it into an IncidentMessage."""
-
-    incident_id: UUID
-    event: IncidentEvent
-    rule: str  # "loitering" | "group_loitering"
-    zone_id: str
-    track_ids: tuple[int, ...]
-    started_at: datetime
-    threshold_at: datetime
-    event_at: datetime
-    ended_at: datetime | None
-    dwell_s: float
-    frames: FrameSpan
-    summary: str
-
-
-class FrameRing:
-    """(capture time, offset) of the last ``span_s`` seconds of one camera: the evidence pre-roll.
-
-    Why offsets: the evidence store reads the frames back by offset (Tansu's
-    offsets_for_times answers 0 for any time).
-    """
-
-    def __init__(self, span_s: float) -> None:
-        self.span = timedelta(seconds=span_s)
-        self.partition: int | None = None
-        self._entries: deque[tuple[datetime, int]] = deque()
-
-    def add(self, at: datetime, position: FramePosition) -> None:
-        if position.partition != self.partition:  # offsets of another partition are meaningless here
-            self._entries.clear()
-            self.partition = position.partition
-        self._entries.append((at, position.offset))
-        while self._entries and at - self._entries[0][0] > self.span:
-            self._entries.popleft()
-
-    def start_for(self, at: datetime) -> int:
-        """Offset of the earliest kept frame no more than ``span_s`` before ``at``."""
-        for ts, offset in self._entries:
-            if at - ts <= self.span:
-                return offset
-        return self._entries[-1][1]
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 @dataclass
@@ -363,14 +304,8 @@ class LoiteringRule:
             event_at=at,
             ended_at=ended_at,
             dwell_s=dwell,
-            frames=self._span(position, occ.window_start),
+            frames=frame_span(position, occ.window_start),
             summary=f"Person (track {occ.track_id}) loitering in '{name}' for {dwell:.0f}s: {why}",
-        )
-
-    @staticmethod
-    def _span(position: FramePosition, start: int) -> FrameSpan:
-        return FrameSpan(
-            partition=position.partition, start_offset=min(start, position.offset), end_offset=position.offset
         )
 
     # ----------------------------------------------------------------- groups
@@ -439,6 +374,6 @@ class LoiteringRule:
             event_at=at,
             ended_at=ended_at,
             dwell_s=(at - state.group_started).total_seconds(),
-            frames=self._span(position, state.group_window),
+            frames=frame_span(position, state.group_window),
             summary=f"Group of {len(state.group_members)} loitering in '{name}': {why}",
         )

@@ -24,7 +24,8 @@ from cctv.config import CameraRegistry, DetectorSettings, Zone
 from cctv.contracts import FrameMessage, IncidentMessage
 from detector.backends.base import DetectorBackend
 from detector.detections import Detections, Region
-from detector.loitering import FramePosition, LoiteringRule, RuleEvent
+from detector.events import FramePosition, RuleEvent
+from detector.loitering import LoiteringRule
 from detector.motion import GateCounts, MotionGate
 from detector.snapshot import render_snapshot
 from detector.tracker import CameraTracker
@@ -279,7 +280,9 @@ class DetectorPipeline:
         subjects = set(event.track_ids)
         snapshot = None
         if image is not None:
-            snapshot = render_snapshot(image, det, state.zones.get(event.zone_id), subjects, event.summary)
+            snapshot = render_snapshot(
+                image, det, state.zones.get(event.zone_id or ""), subjects, event.summary
+            )
         return IncidentMessage(
             incident_id=event.incident_id,
             event=event.event,

@@ -11,7 +11,8 @@ import pytest
 from cctv.config import ActiveHours, LoiteringRuleConfig, Zone, ZoneRules
 from cctv.contracts import IncidentEvent
 from detector.detections import Detections
-from detector.loitering import FramePosition, LoiteringRule, RuleEvent
+from detector.events import FramePosition, RuleEvent
+from detector.loitering import LoiteringRule
 from detector.motion import MotionGate
 from detector.tracker import CameraTracker
 from detector.zones import in_active_hours, point_in_polygon
