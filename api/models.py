@@ -110,6 +110,10 @@ class IncidentRow(Base):
     frames: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     snapshot: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     has_snapshot: Mapped[bool] = mapped_column(default=False)
+    # Vandalism rules: what changed, and the frame from before it (the snapshot above is the "after").
+    change_region: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    before_snapshot: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    has_before_snapshot: Mapped[bool] = mapped_column(default=False)
     detector: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     last_event: Mapped[str | None] = mapped_column(String(16))
     last_event_at: Mapped[datetime | None]

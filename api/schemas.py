@@ -54,6 +54,12 @@ class IncidentOut(Out):
     frames: FrameSpan | None
     detector: DetectorInfo | None
     has_snapshot: bool
+    change_region: Box | None = Field(
+        default=None, description="vandalism rules: the pixel rectangle that changed"
+    )
+    has_before_snapshot: bool = Field(
+        default=False, description="vandalism rules: a 'before' snapshot exists (snapshot?view=before)"
+    )
     last_event: str | None
     last_event_at: datetime | None
     first_received_at: datetime | None = Field(description="when the API first persisted this incident")

@@ -105,7 +105,7 @@ def apply_incident(
     incident = session.get(IncidentRow, msg.incident_id)
     latency: float | None = None
     if incident is None:
-        incident = IncidentRow(incident_id=msg.incident_id, has_snapshot=False)
+        incident = IncidentRow(incident_id=msg.incident_id, has_snapshot=False, has_before_snapshot=False)
         session.add(incident)
     if incident.first_received_at is None:
         incident.first_received_at = now
@@ -120,6 +120,10 @@ def apply_incident(
             incident.ended_at = msg.ended_at
         if msg.snapshot_jpeg is not None:
             incident.snapshot, incident.has_snapshot = msg.snapshot_jpeg, True
+        if msg.change_region is not None:
+            incident.change_region = msg.change_region.model_dump(mode="json")
+        if msg.before_snapshot_jpeg is not None:
+            incident.before_snapshot, incident.has_before_snapshot = msg.before_snapshot_jpeg, True
         incident.last_event, incident.last_event_at = event, msg.event_at
     # Closed is final: a late "updated" never reopens an incident whose evidence may be sealed.
     if msg.event is IncidentEvent.CLOSED or incident.status == INCIDENT_CLOSED:

@@ -163,6 +163,15 @@ class IncidentMessage(Message):
     snapshot_jpeg: Base64Bytes | None = Field(
         default=None, repr=False, description="frame at this event with boxes and zone drawn"
     )
+    change_region: Box | None = Field(
+        default=None,
+        description="vandalism rules: the pixel rectangle that changed (label: what changed)",
+    )
+    before_snapshot_jpeg: Base64Bytes | None = Field(
+        default=None,
+        repr=False,
+        description="vandalism rules, on opened: the frame from before the change, change region drawn",
+    )
     detector: DetectorInfo
 
 

@@ -332,6 +332,9 @@ def build_manifest(
             "threshold_at": utc_text(incident.threshold_at),
             "ended_at": utc_text(incident.ended_at),
             "dwell_s": incident.dwell_s,
+            "change_region": (
+                incident.change_region.model_dump(mode="json") if incident.change_region else None
+            ),
         },
         "detector": incident.detector.model_dump(mode="json"),
         "window": {

@@ -28,7 +28,7 @@ from api.db import alembic_config, make_engine, run_migrations
 from api.models import Base, CameraRow, IncidentEventRow
 from api.persister import Persister
 from cctv.config import ApiSettings, EvidenceSettings, Settings
-from cctv.contracts import ArtifactKind, EvidenceSealed, IncidentEvent, StoredArtifact
+from cctv.contracts import ArtifactKind, Box, EvidenceSealed, IncidentEvent, StoredArtifact
 from evidence_store.custody import verify_chain
 from tests.api_support import (
     LEGAL,
@@ -234,7 +234,7 @@ def test_migrations_are_idempotent_and_match_the_models(db_url: str) -> None:
         run_migrations(engine)  # a second replica starting up
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-            assert conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0005"
             conn.execute(sqlalchemy.select(IncidentEventRow.__table__)).all()
     finally:
         engine.dispose()
@@ -250,6 +250,31 @@ def test_snapshot_is_the_newest_event_with_one(client_and_persister: tuple[TestC
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
     assert response.content == jpeg(99)
     assert client.get(f"/api/v1/incidents/{incident_id}").json()["has_snapshot"] is True
+
+
+def test_vandalism_incident_has_before_and_after_snapshots_and_change_region(
+    client_and_persister: tuple[TestClient, Persister],
+) -> None:
+    client, persister = client_and_persister
+    incident_id = uuid.uuid4()
+    region = Box(x1=100, y1=40, x2=220, y2=90, confidence=1.0, label="change")
+    opened = incident(incident_id, IncidentEvent.OPENED, rule="area_change", snapshot=jpeg(200)).model_copy(
+        update={"change_region": region, "before_snapshot_jpeg": jpeg(20)}
+    )
+    closed = incident(
+        incident_id, IncidentEvent.CLOSED, rule="area_change", event_at=T0 + timedelta(seconds=2)
+    )
+    persister.persist([opened, closed])
+    body = client.get(f"/api/v1/incidents/{incident_id}").json()
+    assert body["rule"] == "area_change" and body["has_before_snapshot"] is True
+    assert Box.model_validate(body["change_region"]) == region
+    assert client.get(f"/api/v1/incidents/{incident_id}/snapshot?view=before").content == jpeg(20)
+    assert client.get(f"/api/v1/incidents/{incident_id}/snapshot").content == jpeg(200)
+    loitering_id = uuid.uuid4()
+    persister.persist([incident(loitering_id, IncidentEvent.OPENED, snapshot=jpeg(99))])
+    missing = client.get(f"/api/v1/incidents/{loitering_id}/snapshot?view=before")
+    assert missing.status_code == 404 and "before snapshot" in missing.json()["detail"]
+    assert client.get(f"/api/v1/incidents/{loitering_id}/snapshot?view=after").status_code == 422
 
 
 def test_openapi_docs_list_every_route_with_a_summary(

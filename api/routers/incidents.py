@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import func, select
@@ -77,21 +77,28 @@ def get_incident(session: SessionDep, incident_id: uuid.UUID) -> IncidentOut:
 
 @router.get(
     "/{incident_id}/snapshot",
-    summary="The newest annotated snapshot of an incident",
+    summary="An annotated snapshot of an incident: the newest one, or the one from before a change",
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG with boxes and zone drawn"}},
 )
-def get_snapshot(session: SessionDep, incident_id: uuid.UUID) -> Response:
+def get_snapshot(
+    session: SessionDep,
+    incident_id: uuid.UUID,
+    view: Annotated[
+        Literal["latest", "before"],
+        Query(description="latest event's frame, or (vandalism rules) the frame from before the change"),
+    ] = "latest",
+) -> Response:
+    column = IncidentRow.snapshot if view == "latest" else IncidentRow.before_snapshot
     row = session.scalar(
-        select(IncidentRow)
-        .where(IncidentRow.incident_id == incident_id)
-        .options(undefer(IncidentRow.snapshot))
+        select(IncidentRow).where(IncidentRow.incident_id == incident_id).options(undefer(column))
     )
     if row is None:
         raise not_found("incident", incident_id)
-    if row.snapshot is None:
-        raise not_found("snapshot of incident", incident_id)
-    return Response(row.snapshot, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
+    image = row.snapshot if view == "latest" else row.before_snapshot
+    if image is None:
+        raise not_found(f"{view} snapshot of incident", incident_id)
+    return Response(image, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
 
 
 @router.get(
