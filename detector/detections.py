@@ -45,7 +45,10 @@ class Detections:
 
     ``track_ids`` is None until the tracker ran. ``inferred`` says whether the
     backend looked at this frame or the motion gate carried the previous frame's
-    boxes forward (nothing moved, so nothing changed).
+    boxes forward (nothing moved, so nothing changed). ``appearance`` is None or
+    one :mod:`detector.appearance` descriptor per box, (N, D) float32, a NaN row
+    where a box shows nothing; it describes these boxes in this order, so a stage
+    that changes the boxes must recompute or clear it (:meth:`with_raw` clears it).
     """
 
     camera_id: str
@@ -60,6 +63,7 @@ class Detections:
     inferred: bool = False
     motion_fraction: float = 0.0
     motion_regions: tuple[Region, ...] = ()
+    appearance: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.boxes)
@@ -70,18 +74,22 @@ class Detections:
             )
         if self.track_ids is not None and len(self.track_ids) != n:
             raise ValueError(f"track_ids has {len(self.track_ids)} entries for {n} boxes")
+        if self.appearance is not None and (self.appearance.ndim != 2 or len(self.appearance) != n):
+            raise ValueError(f"appearance has shape {self.appearance.shape} for {n} boxes, expected (N, D)")
 
     def __len__(self) -> int:
         return len(self.boxes)
 
     def with_raw(self, raw: RawBoxes) -> Detections:
-        """The backend's output attached to this frame (tracks cleared: they are the tracker's job)."""
+        """The backend's output attached to this frame (tracks and appearance cleared: they describe
+        other boxes)."""
         return dataclasses.replace(
             self,
             boxes=raw.boxes.astype(np.float32, copy=True),
             confidences=raw.confidences.astype(np.float32, copy=True),
             class_ids=raw.class_ids.astype(np.int32, copy=True),
             track_ids=None,
+            appearance=None,
             inferred=True,
         )
 
