@@ -62,8 +62,119 @@ class LoiteringRuleConfig(Strict):
     )
 
 
+class TamperRuleConfig(Strict):
+    """Camera tamper: lens covered, defocused, sprayed, or the camera moved (see detector.tamper)."""
+
+    hold_s: float = Field(default=10.0, gt=0, description="the view must stay tampered this long to alert")
+    warmup_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="after a start, a resolution change or an accepted new view: learn the normal view "
+        "this long before judging",
+    )
+    learn_tau_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="time constant of the normal view's slow adaptation while the view is normal "
+        "(dusk, weather); a tampered view is never learned",
+    )
+    detail_lost_ratio: float = Field(
+        default=0.4,
+        gt=0,
+        lt=1,
+        description="a grid cell has lost detail when its brightness-normalised sharpness falls below "
+        "this fraction of normal",
+    )
+    detail_lost_fraction: float = Field(
+        default=0.7,
+        gt=0,
+        le=1,
+        description="covered/defocused/sprayed when at least this fraction of the textured cells lost detail",
+    )
+    moved_correlation: float = Field(
+        default=0.4,
+        ge=-1,
+        lt=1,
+        description="a grid cell no longer matches the normal view when its edge-structure correlation "
+        "with it is below this",
+    )
+    moved_fraction: float = Field(
+        default=0.6,
+        gt=0,
+        le=1,
+        description="camera moved when at least this fraction of the textured cells no longer match "
+        "while detail is normal",
+    )
+    covered_brightness: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="detail lost and brightness below this fraction of normal: lens covered",
+    )
+    restore_s: float = Field(
+        default=5.0, gt=0, description="close an incident once the view has been normal this long"
+    )
+    cooldown_s: float = Field(
+        default=60.0, ge=0, description="no new tamper alert this soon after one closed"
+    )
+    max_incident_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="after this long the tampered view is accepted as the new normal view "
+        "(incident closed, view re-learned)",
+    )
+
+
+class AreaChangeRuleConfig(Strict):
+    """Protected-area change (graffiti, damage): a person visited, and part of the area stays changed."""
+
+    settle_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="after a visit the area must be clear of people and motion this long before comparing",
+    )
+    min_changed_fraction: float = Field(
+        default=0.03, gt=0, le=1, description="alert when at least this fraction of the area changed"
+    )
+    min_region_fraction: float = Field(
+        default=0.003,
+        ge=0,
+        le=1,
+        description="changed blobs smaller than this fraction of the area are ignored (noise, litter)",
+    )
+    pixel_delta: float = Field(
+        default=30.0,
+        gt=0,
+        le=255,
+        description="colour difference (0-255, after lighting normalisation) that counts as changed",
+    )
+    cooldown_s: float = Field(
+        default=60.0, ge=0, description="no new alert for this area this soon after one"
+    )
+    max_visit_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="a visit longer than this is not judged: the view from before it is too old to compare",
+    )
+
+
+class ObjectRemovedRuleConfig(AreaChangeRuleConfig):
+    """Object removed: the zone is the object's outline; any motion there counts as a visit, detected
+    person or not (a thief the detector missed must still be caught)."""
+
+    min_changed_fraction: float = Field(
+        default=0.3, gt=0, le=1, description="alert when at least this fraction of the object's area changed"
+    )
+
+
 class ZoneRules(Strict):
     loitering: LoiteringRuleConfig | None = Field(default=None, description="loitering rule for this zone")
+    area_change: AreaChangeRuleConfig | None = Field(
+        default=None, description="protected-area change rule: the zone is the protected area"
+    )
+    object_removed: ObjectRemovedRuleConfig | None = Field(
+        default=None, description="object-removed rule: the zone is the object's area"
+    )
 
 
 class Zone(Strict):
@@ -93,6 +204,9 @@ class Camera(Strict):
     jpeg_quality: int = Field(default=90, ge=30, le=100, description="JPEG quality of ingested frames")
     enabled: bool = Field(default=True, description="a disabled camera is not ingested")
     zones: tuple[Zone, ...] = Field(default=(), description="analytics zones")
+    tamper: TamperRuleConfig | None = Field(
+        default=None, description="camera tamper rule (covered, defocused, sprayed, moved); opt-in"
+    )
 
     @model_validator(mode="after")
     def source_has_known_scheme(self) -> Camera:

@@ -1,7 +1,8 @@
 """Frames in, incident messages out: the detector's processing without any Kafka.
 
 :class:`DetectorPipeline` is what the Kafka worker, the tests and the benchmark
-all drive. Per camera: motion gate -> backend -> tracker -> loitering rule.
+all drive. Per camera: motion gate -> backend -> tracker -> rules (loitering,
+camera tamper, protected-area change, object removed).
 Frames of different cameras that need the detector are batched into one
 ``detect_batch`` call (up to ``batch_size``), while each camera's frames are
 still handled strictly in order: a batch is built in *waves* holding at most
@@ -20,15 +21,17 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from cctv.config import CameraRegistry, DetectorSettings, Zone
-from cctv.contracts import FrameMessage, IncidentMessage
+from cctv.config import CameraRegistry, DetectorSettings, TamperRuleConfig, Zone
+from cctv.contracts import Box, FrameMessage, IncidentMessage
 from detector.appearance import describe
+from detector.area_change import AreaChangeRule
 from detector.backends.base import DetectorBackend
 from detector.detections import Detections, Region
 from detector.events import FramePosition, RuleEvent
 from detector.loitering import LoiteringRule
 from detector.motion import GateCounts, MotionGate
 from detector.snapshot import render_snapshot
+from detector.tamper import TamperRule
 from detector.tracker import CameraTracker
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,11 @@ class DetectorStats:
 class _Camera:
     tracker: CameraTracker
     rule: LoiteringRule
+    areas: AreaChangeRule
+    # Also run, with its alerts dropped, for a camera without a tamper rule but with watched areas: the
+    # areas must not learn or judge a covered or moved view (see AreaChangeRule.process's view_ok).
+    tamper: TamperRule | None
+    tamper_alerts: bool
     zones: dict[str, Zone]
     heard_at: float  # pipeline clock (monotonic seconds) when its latest frame arrived
     last: Detections | None = None
@@ -159,8 +167,11 @@ class DetectorPipeline:
             self.gate.forget(cam)
             if state is None or state.last is None or state.last_position is None:
                 continue
-            for event in state.rule.close_all(state.last.capture_ts, state.last_position, reason):
-                out.append(self._message(event, state, state.last, None))
+            at, position = state.last.capture_ts, state.last_position
+            events = state.rule.close_all(at, position, reason) + state.areas.close_all(at, position, reason)
+            if state.tamper is not None and state.tamper_alerts:
+                events += state.tamper.close_all(at, position, reason)
+            out += [self._message(event, state, state.last, None) for event in events]
         self.stats.incidents += len(out)
         return out
 
@@ -210,9 +221,17 @@ class DetectorPipeline:
                         frame.seq, frame.width, frame.height, width, height)  # fmt: skip
         state = self._state.get(frame.camera_id)
         if state is None:
+            areas = AreaChangeRule(frame.camera_id, camera.zones, self.pre_roll_s, self.update_interval_s)
+            tamper = None
+            if camera.tamper is not None or areas.watched:
+                tamper_config = camera.tamper or TamperRuleConfig()
+                tamper = TamperRule(frame.camera_id, tamper_config, self.pre_roll_s, self.update_interval_s)
             state = _Camera(
                 tracker=CameraTracker(frame.fps),
                 rule=LoiteringRule(frame.camera_id, camera.zones, self.pre_roll_s, self.update_interval_s),
+                areas=areas,
+                tamper=tamper,
+                tamper_alerts=camera.tamper is not None,
                 zones={z.id: z for z in camera.zones},
                 heard_at=self.clock(),
             )
@@ -274,6 +293,12 @@ class DetectorPipeline:
         else:
             tracked = dataclasses.replace(det, track_ids=np.zeros(0, np.int64))
         events = state.rule.process(tracked, pending.position)
+        view_ok = True
+        if state.tamper is not None:
+            tamper_events = state.tamper.process(pending.image, tracked, pending.position)
+            events += tamper_events if state.tamper_alerts else []
+            view_ok = state.tamper.view_normal
+        events += state.areas.process(pending.image, tracked, pending.position, view_ok=view_ok)
         state.last, state.last_position = tracked, pending.position
         return [self._message(e, state, tracked, pending.image) for e in events]
 
@@ -281,11 +306,16 @@ class DetectorPipeline:
         self, event: RuleEvent, state: _Camera, det: Detections, image: np.ndarray | None
     ) -> IncidentMessage:
         subjects = set(event.track_ids)
-        snapshot = None
+        zone = state.zones.get(event.zone_id or "")
+        snapshot = before = change = None
         if image is not None:
-            snapshot = render_snapshot(
-                image, det, state.zones.get(event.zone_id or ""), subjects, event.summary
-            )
+            snapshot = render_snapshot(image, det, zone, subjects, event.summary, event.change_region)
+        if event.before_image is not None:
+            caption = f"Before: {event.summary}"
+            before = render_snapshot(event.before_image, None, zone, set(), caption, event.change_region)
+        if event.change_region is not None:
+            x1, y1, x2, y2 = event.change_region
+            change = Box(x1=x1, y1=y1, x2=x2, y2=y2, confidence=1.0, label="changed")
         return IncidentMessage(
             incident_id=event.incident_id,
             event=event.event,
@@ -302,5 +332,7 @@ class DetectorPipeline:
             boxes=det.to_boxes(only_tracks=subjects),
             frames=event.frames,
             snapshot_jpeg=snapshot,
+            change_region=change,
+            before_snapshot_jpeg=before,
             detector=self.backend.info,
         )
