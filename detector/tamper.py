@@ -75,6 +75,11 @@ COARSE_SIZE = (16, 12)
 COARSE_MATCH = 0.8  # thumbnail correlation above this: the scene's layout is still there (blur)
 COARSE_CONTRAST = 0.6  # ... and its contrast too: a defocus keeps ~0.9, paint and haze leave ~0.1-0.4
 SHIFT_RESPONSE = 0.08  # phase-correlation peak strength that counts as a clear shift
+MOVED_MAX_LOST = 0.15  # a view that changed with more cells than this smeared is obstructed, not moved
+# Cells that lost detail or no longer match, together: paint blotches leave some cells sharp and others
+# merely smeared, so neither measure alone reaches its own threshold. Measured on the simulated street:
+# sprayed 0.58-0.79; lights, IR, foliage, walkers and a group standing close <= 0.12.
+OBSTRUCTED_FRACTION = 0.5
 EPISODE_GAP_S = 1.0
 BEFORE_REFRESH_S = 1.0  # how often the copy of a normal frame (the "before" snapshot) is refreshed
 
@@ -188,6 +193,9 @@ class _Reference:
         structured = var_r >= STRUCTURE_FLOOR
         mismatch = structured & (ncc < config.moved_correlation)
         mismatch_fraction = np.count_nonzero(mismatch) / max(1, int(np.count_nonzero(structured)))
+        judged = textured | structured
+        obstructed = (lost | mismatch) & judged
+        obstructed_fraction = np.count_nonzero(obstructed) / max(1, int(np.count_nonzero(judged)))
 
         brightness = float(view.grey.mean()) / max(float(self.grey.mean()), 1.0)
         thumb_now = cv2.resize(view.grey, COARSE_SIZE, interpolation=cv2.INTER_AREA)
@@ -204,8 +212,13 @@ class _Reference:
             else:
                 kind = TamperKind.SPRAYED
             affected = lost
-        elif mismatch_fraction >= config.moved_fraction:
-            kind, affected = TamperKind.MOVED, mismatch
+        elif mismatch_fraction >= config.moved_fraction or obstructed_fraction >= OBSTRUCTED_FRACTION:
+            # Moved, or painted over? A moved camera still sees a sharp street everywhere; paint smears
+            # a good part of it (measured: knocked <= 0.08 of cells lost detail, sprayed >= 0.21).
+            if mismatch_fraction >= config.moved_fraction and lost_fraction < MOVED_MAX_LOST:
+                kind, affected = TamperKind.MOVED, mismatch
+            else:
+                kind, affected = TamperKind.SPRAYED, obstructed
         return Reading(
             kind, detail_ratio, lost_fraction, mismatch_fraction, brightness, coarse, contrast, affected
         )
