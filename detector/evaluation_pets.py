@@ -184,7 +184,7 @@ def render_markdown(results: Sequence[BackendResult], *, command: str, when: dat
     rows = table_rows(results)
     gt_boxes = next((r.scores.gt for r in results if r.scores is not None), None)
     lines = [
-        "# Detection and tracking on PETS09 S2L1",
+        "## Detection and tracking on PETS09 S2L1",
         "",
         f"Produced by `{command}` on {when:%Y-%m-%d %H:%M} UTC.",
         "",

@@ -18,6 +18,7 @@ from minio.error import S3Error
 from cctv.config import CameraRegistry, Settings
 from cctv.harness import RunningPipeline, running_pipeline
 from cctv.objectstore import make_client
+from ingest.sim import WALL, scene_from_url
 
 pytestmark = [pytest.mark.service, pytest.mark.e2e]
 
@@ -140,3 +141,58 @@ def test_scripted_loiterer_gives_one_incident_with_verifiable_locked_evidence(
     finally:
         kept.close()
         kept.release_conn()
+
+
+def test_graffiti_gives_an_area_change_incident_with_before_after_and_the_act_in_its_evidence(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The wall is a protected area; the camera also has tamper detection on, which must stay quiet.
+    x1, y1, x2, y2 = WALL
+    wall = [[x1, y1], [x2, y1], [x2, y2], [x1, y2]]
+    settings = e2e_settings(settings, tmp_path)
+    registry = CameraRegistry.model_validate(
+        {
+            "cameras": [
+                {
+                    "id": "wall-cam",
+                    "name": "Bus stop wall",
+                    "source": "sim://graffiti?seed=1&dwell=8&start=1",
+                    "fps": 4,
+                    "tamper": {},
+                    "zones": [
+                        {"id": "wall", "name": "Bus side", "polygon": wall, "rules": {"area_change": {}}}
+                    ],
+                }
+            ]
+        }
+    )
+    with running_pipeline(settings, registry) as pipeline:
+        (incident,) = pipeline.wait_for(
+            "the graffiti incident to close with sealed evidence",
+            lambda: closed_with_evidence(pipeline, "wall-cam"),
+            timeout_s=240,
+        )
+        incidents = pipeline.incidents(camera_id="wall-cam")
+        before = pipeline.client.get(f"/api/v1/incidents/{incident['incident_id']}/snapshot?view=before")
+        after = pipeline.client.get(f"/api/v1/incidents/{incident['incident_id']}/snapshot")
+        (evidence,) = incident["evidence"]
+        manifest = pipeline.client.get(
+            f"/api/v1/evidence/{evidence['evidence_id']}/manifest", params=E2E_REASON, headers=E2E_ACTOR
+        )
+
+    assert [i["rule"] for i in incidents] == ["area_change"], incidents  # and no tamper alert
+    assert incident["zone_id"] == "wall" and incident["has_before_snapshot"] is True
+    region = incident["change_region"]
+    truth = next(e for e in scene_from_url("sim://graffiti?seed=1&dwell=8&start=1").truth_events())
+    assert truth.region is not None
+    tx1, ty1, tx2, ty2 = truth.region
+    overlap_w = min(region["x2"], tx2) - max(region["x1"], tx1)
+    overlap_h = min(region["y2"], ty2) - max(region["y1"], ty1)
+    assert overlap_w > 0 and overlap_h > 0, (region, truth.region)
+    assert before.status_code == after.status_code == 200
+    assert before.content != after.content and before.content[:2] == b"\xff\xd8"
+    assert manifest.status_code == 200
+    recorded = json.loads(manifest.content)["incident"]
+    assert recorded["rule"] == "area_change" and recorded["change_region"]["x1"] == region["x1"]
+    # The evidence runs from before the visit to the judgement: the act itself is in the clip.
+    assert evidence["frame_count"] >= 8 * 4

@@ -54,11 +54,39 @@ def test_cli_prints_and_writes_the_markdown_table(
     pets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "eval" / "results.md"
-    argv = ["eval", "--pets-dir", str(pets_dir), "--frames", "5", "--backends", "hog,yolo"]
+    argv = [
+        "eval",
+        "--sections",
+        "pets",
+        "--pets-dir",
+        str(pets_dir),
+        "--frames",
+        "5",
+        "--backends",
+        "hog,yolo",
+    ]
     assert main([*argv, "--output", str(output)]) == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split()[:4] == ["backend", "frames", "precision", "recall"]
     text = output.read_text()
-    assert f"cctv eval --pets-dir {pets_dir} --fps 5 --backends hog,yolo --frames 5" in text
+    assert f"cctv eval --sections pets --pets-dir {pets_dir} --fps 5 --backends hog,yolo --frames 5" in text
     assert "| hog | 5 |" in text
     assert "| yolo |" in text  # scored, or a row saying why it was skipped
+
+
+def test_cli_writes_why_pets_sections_were_skipped_without_the_footage(tmp_path: Path) -> None:
+    output = tmp_path / "results.md"
+    argv = [
+        "eval",
+        "--sections",
+        "pets,loitering",
+        "--pets-dir",
+        str(tmp_path / "absent"),
+        "--output",
+        str(output),
+    ]
+    assert main(argv) == 0
+    text = output.read_text()
+    assert text.count("lacks vtest.avi and gt.txt") == 2
+    assert "## Detection and tracking on PETS09 S2L1" in text and "## Loitering on PETS09 S2L1" in text
+    assert main(["eval", "--sections", "pets,bogus", "--output", str(output)]) == 2
