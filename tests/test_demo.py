@@ -78,11 +78,11 @@ def test_demo_runs_every_worker_stops_on_ctrl_c_and_reuses_its_data(tmp_path: Pa
     )
     demo = start_demo(tmp_path)
     try:
-        cameras = wait_for_cameras(4, timeout_s=150)
+        cameras = wait_for_cameras(5, timeout_s=150)
     finally:
         output = interrupt(demo)
     assert demo.returncode == 0, output
-    assert {c["id"] for c in cameras} == {"cam-01", "cam-02", "cam-03", "own-cam"}
+    assert {c["id"] for c in cameras} == {"cam-01", "cam-02", "cam-03", "cam-04", "own-cam"}
     assert "CCTV incident pipeline: running" in output
     assert f"http://127.0.0.1:{API_PORT}" in output
     assert "TSA        http://127.0.0.1:" in output  # the local RFC 3161 TSA timestamps demo evidence
@@ -97,7 +97,7 @@ def test_demo_runs_every_worker_stops_on_ctrl_c_and_reuses_its_data(tmp_path: Pa
     # A second run finds the same database, bucket and topics.
     again = start_demo(tmp_path)
     try:
-        wait_for_cameras(4, timeout_s=150)
+        wait_for_cameras(5, timeout_s=150)
     finally:
         second = interrupt(again)
     assert again.returncode == 0, second
