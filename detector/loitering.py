@@ -26,12 +26,26 @@ Definitions (defaults from :class:`cctv.config.LoiteringRuleConfig`):
   to :data:`WIDE_RADIUS_FACTOR` times further away (the person moved a few steps
   while a passer-by hid them). Without descriptors (a backend
   or test without images) the rule is position only, exactly as above;
+- except for someone who walked out of the picture: a track last seen at a frame
+  border, moving out (:meth:`TrackHistory.left_view`), was not lost but gone,
+  and nobody takes their clock. Whoever comes in next at that spot begins right
+  where they were: on PETS' road junction that handed 4 of 18 alerts (perfect
+  tracks) to newcomers. Not even by appearance: there the one such re-association
+  the far band made (HOG + ByteTrack) gave the clock to a stranger 190 px inside
+  the frame. Someone who steps out and back in within the grace starts afresh;
 - OPENED when the dwell reaches ``dwell_s`` (inside ``active_hours``), UPDATED
   every ``update_interval_s`` while open, CLOSED when the person has left the
   zone (``entry_frames`` consecutive frames outside), when the track has been
   lost for longer than the grace, or after ``max_incident_s``;
 - one alert per person per zone: no new alert until ``cooldown_s`` after the
-  previous incident closed;
+  previous incident closed. The occupant record keeps this while it lives; once
+  it is forgotten (lost beyond the grace) the zone's :class:`AlertMemory` keeps
+  it, as do the zone's other alerted occupants whose track is lost: a new
+  occupant with the same track id, or looking alike to :data:`APPEARANCE_STRONG`
+  and more alike than anyone around, is still timed but does not alert until
+  that cooldown ends. Without descriptors only the track id can match (a stranger
+  must not be silenced because someone else alerted); with them a lookalike
+  stranger within the cooldown is silenced too (see :class:`AlertMemory`);
 - group loitering: ``group_size`` people in the zone past the dwell time together.
 """
 
@@ -46,9 +60,10 @@ import numpy as np
 
 from cctv.config import LoiteringRuleConfig, Zone
 from cctv.contracts import IncidentEvent, incident_id_for
-from detector.appearance import RunningAppearance, similarity, usable
+from detector.appearance import RunningAppearance, similarity
 from detector.detections import Detections
 from detector.events import FramePosition, FrameRing, RuleEvent, frame_span
+from detector.loitering_memory import MODEL_WEIGHT, AlertMemory, TrackHistory, clean_descriptors
 from detector.zones import in_active_hours, points_in_polygon
 
 UPDATE_INTERVAL_S = 10.0
@@ -74,20 +89,6 @@ DISTANCE_PENALTY = 0.1
 # Candidates whose scores differ by less than this are told apart by recency, not appearance: colour
 # histograms of two people in dark clothes differ by noise.
 AMBIGUITY_MARGIN = 0.03
-# A box more than this fraction covered by another person's box shows some of them too: it does not
-# update anyone's appearance model, nor serve as the evidence for a re-association.
-OCCLUSION_COVER = 0.25
-MODEL_WEIGHT = 0.1  # the running models' EMA weight: ~2 s of memory at 5 fps
-
-
-@dataclass
-class _TrackOrigin:
-    """Where and when the tracker first reported a track (to tell a fragment from a passer-by)."""
-
-    first_seen: datetime
-    first_point: tuple[float, float]
-    last_seen: datetime
-    looks: RunningAppearance = field(default_factory=lambda: RunningAppearance(MODEL_WEIGHT))
 
 
 @dataclass
@@ -128,6 +129,10 @@ class _ZoneState:
     group_started: datetime | None = None
     group_window: int = 0
     group_closed_at: datetime | None = None
+    alerted: AlertMemory = field(init=False)  # the zone's recently alerted people
+
+    def __post_init__(self) -> None:
+        self.alerted = AlertMemory(self.config.cooldown_s, APPEARANCE_STRONG, DISTINCT_MARGIN)
 
 
 class LoiteringRule:
@@ -145,9 +150,8 @@ class LoiteringRule:
         self.ring = FrameRing(pre_roll_s)
         self._zones = [_ZoneState(z, z.rules.loitering) for z in zones if z.rules.loitering is not None]
         self._prev_ts: datetime | None = None
-        self._origins: dict[int, _TrackOrigin] = {}
-        graces = [z.config.reentry_grace_s for z in self._zones]
-        self._origin_memory = timedelta(seconds=max(graces, default=0.0))
+        # Bounded: a track unseen for longer than any grace can no longer matter to a relink.
+        self._origins = TrackHistory(max((z.config.reentry_grace_s for z in self._zones), default=0.0))
 
     @property
     def needs_appearance(self) -> bool:
@@ -159,6 +163,11 @@ class LoiteringRule:
         """People remembered across all zones (bounded: retired ones are forgotten)."""
         return sum(len(z.occupants) for z in self._zones)
 
+    @property
+    def remembered_alerts(self) -> int:
+        """Alerted people remembered for their cooldown across all zones (bounded per zone)."""
+        return sum(len(z.alerted) for z in self._zones)
+
     def process(self, detections: Detections, position: FramePosition) -> list[RuleEvent]:
         if detections.track_ids is None:
             raise ValueError("loitering needs tracked detections (track_ids is None)")
@@ -167,29 +176,13 @@ class LoiteringRule:
         events: list[RuleEvent] = []
         points = detections.bottom_centres()
         tracks = [int(t) for t in detections.track_ids]
-        looks = _clean_descriptors(detections)
-        self._remember_origins(tracks, points, looks, at)
+        looks = clean_descriptors(detections)
+        self._origins.update(tracks, detections.boxes, points, looks, at)
         for state in self._zones:
             inside = points_in_polygon(points, state.zone.polygon) if len(points) else np.zeros(0, bool)
             events += self._update_zone(state, detections, tracks, points, looks, inside, position)
         self._prev_ts = at
         return events
-
-    def _remember_origins(
-        self, tracks: list[int], points: np.ndarray, looks: list[np.ndarray | None], at: datetime
-    ) -> None:
-        for i, track in enumerate(tracks):
-            origin = self._origins.get(track)
-            if origin is None:
-                origin = _TrackOrigin(at, (float(points[i][0]), float(points[i][1])), at)
-                self._origins[track] = origin
-            origin.last_seen = at
-            look = looks[i]
-            if look is not None:
-                origin.looks.add(look)
-        # Bounded: a track unseen for longer than any grace can no longer matter to a relink.
-        for track in [t for t, o in self._origins.items() if at - o.last_seen > self._origin_memory]:
-            del self._origins[track]
 
     def close_all(self, at: datetime, position: FramePosition, reason: str) -> list[RuleEvent]:
         """Close every open incident (worker stopping, partition handed over) and forget all state."""
@@ -201,6 +194,7 @@ class LoiteringRule:
             if state.group is not None:
                 events.append(self._close_group(state, at, position, reason))
             state.occupants.clear()
+            state.alerted.clear()
         self._origins.clear()
         return events
 
@@ -263,9 +257,13 @@ class LoiteringRule:
             if at - occ.last_inside > grace:
                 if occ.incident is not None:
                     events.append(self._close(state, occ, at, position, "track lost"))
+                if occ.closed_at is not None:  # one alert per person per zone outlives the record
+                    state.alerted.remember(occ.track_id, occ.looks.mean, occ.closed_at)
                 del state.occupants[track]
+        state.alerted.expire(at)
         for occ in list(state.occupants.values()):
-            events += self._check_threshold(state, occ, at, position, occ.track_id in inside_tracks)
+            is_inside = occ.track_id in inside_tracks
+            events += self._check_threshold(state, occ, at, position, is_inside, present)
         events += self._check_group(state, at, position)
         return events
 
@@ -280,8 +278,8 @@ class LoiteringRule:
         diagonal: float,
     ) -> _Occupant | None:
         """The entered occupant whose track this one continues: it began after the occupant was last seen
-        inside, near where they were, within the grace, and does not look like someone else (see the
-        module docstring).
+        inside, near where they were, within the grace, and does not look like someone else; never
+        one who walked out of the picture (see the module docstring).
 
         Choosing among several candidates: each gets a score, its appearance similarity less
         :data:`DISTANCE_PENALTY` for distance (a candidate without appearance evidence, on either side,
@@ -302,6 +300,8 @@ class LoiteringRule:
                 continue
             if began_at <= occ.last_inside or (at - occ.last_inside).total_seconds() > cfg.reentry_grace_s:
                 continue  # seen together with the occupant: someone else
+            if self._origins.left_view(old_track, det.width, det.height):
+                continue  # walked out of the picture: whoever comes in there is someone else
             dist = math.hypot((began[0] - occ.point[0]) * det.width, (began[1] - occ.point[1]) * det.height)
             if probe is None or occ.looks.mean is None:
                 if dist > radius:
@@ -341,7 +341,13 @@ class LoiteringRule:
         return all(similarity(probe, other) <= limit for other in others if other is not None)
 
     def _check_threshold(
-        self, state: _ZoneState, occ: _Occupant, at: datetime, position: FramePosition, is_inside: bool
+        self,
+        state: _ZoneState,
+        occ: _Occupant,
+        at: datetime,
+        position: FramePosition,
+        is_inside: bool,
+        present: set[int],
     ) -> list[RuleEvent]:
         cfg = state.config
         if occ.incident is not None:
@@ -358,12 +364,29 @@ class LoiteringRule:
             and occ.dwell >= timedelta(seconds=cfg.dwell_s)
             and cooled
             and in_active_hours(at, cfg.active_hours)
+            and not self._alerted_before(state, occ, at, present)
         ):
             key = occ.key if occ.alerts == 0 else f"{occ.key}:{occ.alerts}"
             occ.incident = _Incident(incident_id_for(self.camera_id, "loitering", state.zone.id, key), at, at)
             occ.alerts += 1
             return [self._event(state, occ, IncidentEvent.OPENED, at, position, "dwell threshold reached")]
         return []
+
+    def _alerted_before(self, state: _ZoneState, occ: _Occupant, at: datetime, present: set[int]) -> bool:
+        """Whether ``occ`` was alerted in this zone and their cooldown runs: remembered, or one of the
+        zone's alerted occupants whose track is lost (not yet forgotten)."""
+        cooldown = timedelta(seconds=state.config.cooldown_s)
+        lost: list[tuple[int, np.ndarray | None]] = []
+        around = [self._origins[t].looks.mean for t in present if t != occ.track_id and t in self._origins]
+        for other in (o for o in state.occupants.values() if o is not occ):
+            cooling = other.incident is not None or (
+                other.closed_at is not None and at - other.closed_at < cooldown
+            )
+            if cooling and other.track_id not in present:
+                lost.append((other.track_id, other.looks.mean))
+            else:  # in view, or not alerted: someone else it could be
+                around.append(other.looks.mean)
+        return state.alerted.silenced(occ.track_id, occ.looks.mean, at, lost, around)
 
     def _close(
         self, state: _ZoneState, occ: _Occupant, at: datetime, position: FramePosition, reason: str
@@ -469,23 +492,3 @@ class LoiteringRule:
             frames=frame_span(position, state.group_window),
             summary=f"Group of {len(state.group_members)} loitering in '{name}': {why}",
         )
-
-
-def _clean_descriptors(det: Detections) -> list[np.ndarray | None]:
-    """Per box, its descriptor if it may update a model: fresh (the backend looked at this frame; a
-    carried-forward frame repeats the last one's boxes and would count them twice), usable, and not
-    much covered by another person's box (it would show some of them too)."""
-    if det.appearance is None or not det.inferred or not len(det):
-        return [None] * len(det)
-    boxes = det.boxes.astype(np.float64)
-    left = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
-    top = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
-    right = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
-    bottom = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
-    overlap = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    np.fill_diagonal(overlap, 0.0)
-    area = np.clip((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9, None)
-    covered = overlap.max(axis=1) / area > OCCLUSION_COVER
-    return [
-        det.appearance[i] if not covered[i] and usable(det.appearance[i]) else None for i in range(len(det))
-    ]
