@@ -15,7 +15,7 @@ from evidence_store.custody import CustodyEntry
 from evidence_store.redact import RedactionRequest
 
 IncidentStatus = Literal["open", "closed", "pending"]
-Rule = Literal["loitering", "group_loitering", "tamper", "area_change", "object_removed"]
+Rule = Literal["loitering", "group_loitering", "tamper", "area_change", "object_removed", "classifier"]
 
 
 class Out(BaseModel):

@@ -167,6 +167,47 @@ class ObjectRemovedRuleConfig(AreaChangeRuleConfig):
     )
 
 
+class ClassifierRuleConfig(Strict):
+    """Alert when the camera's trained classifier (graffiti, fights, ...) keeps seeing one of ``labels``
+    (see detector.classifier); the model itself is ``detector.classifier`` in the service settings."""
+
+    labels: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        min_length=1,
+        description="class names of the classifier model to alert on, e.g. [graffiti, fight]; each must be "
+        "one the model outputs (checked when the detector starts)",
+    )
+    min_confidence: float = Field(
+        default=0.5, ge=0, le=1, description="a box of a label counts as a sighting from this confidence up"
+    )
+    hold_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="alert once a label has been seen this long, in at least two thirds of the classified "
+        "frames since it was first seen",
+    )
+    clear_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="close an incident once its label has been absent from the classified frames this long",
+    )
+    cooldown_s: float = Field(
+        default=60.0, ge=0, description="no new alert for the same label this soon after one closed"
+    )
+    max_incident_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="close an incident after this long so its evidence gets sealed; the label is then not "
+        "alerted on again until it has been absent clear_s (graffiti stays until cleaned)",
+    )
+
+    @model_validator(mode="after")
+    def labels_unique(self) -> ClassifierRuleConfig:
+        dupes = sorted({label for label in self.labels if self.labels.count(label) > 1})
+        if dupes:
+            raise ValueError(f"duplicate classifier labels: {', '.join(dupes)}")
+        return self
+
+
 class ZoneRules(Strict):
     loitering: LoiteringRuleConfig | None = Field(default=None, description="loitering rule for this zone")
     area_change: AreaChangeRuleConfig | None = Field(
@@ -206,6 +247,10 @@ class Camera(Strict):
     zones: tuple[Zone, ...] = Field(default=(), description="analytics zones")
     tamper: TamperRuleConfig | None = Field(
         default=None, description="camera tamper rule (covered, defocused, sprayed, moved); opt-in"
+    )
+    classifier: ClassifierRuleConfig | None = Field(
+        default=None,
+        description="alert on what the trained classifier model (detector.classifier) sees; opt-in",
     )
 
     @model_validator(mode="after")
@@ -291,6 +336,26 @@ class S3Settings(Strict):
     retention_days: int = Field(default=31, ge=1, description="default COMPLIANCE retention of new evidence")
 
 
+class ClassifierModelSettings(Strict):
+    """The trained classifier (graffiti, fights, ...) run beside the person detector on cameras with a
+    ``classifier`` rule. It shares the person detector's models_dir, device, half, tensor_preprocess,
+    batch_size and allow_unverified_weights: both run on the same worker."""
+
+    backend: str = Field(description="registry name of the backend (detector.backends.BACKENDS), e.g. 'yolo'")
+    model: str = Field(
+        default="", description="model name from models/manifest.yaml (yolo); its classes are the labels"
+    )
+    confidence: float = Field(
+        default=0.25, ge=0, le=1, description="minimum box confidence the model reports (cameras filter more)"
+    )
+    every_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="classify a camera's frame at most this often, and only frames the motion gate sends to "
+        "the person detector: bounds the classifier's cost per camera",
+    )
+
+
 class DetectorSettings(Strict):
     backend: str = Field(default="hog", description="registry name: 'hog' (CPU, no download) or 'yolo'")
     model: str = Field(default="yolo11n", description="model name from models/manifest.yaml (yolo)")
@@ -312,6 +377,16 @@ class DetectorSettings(Strict):
     )
     recheck_s: float = Field(
         default=1.0, gt=0, description="run the detector at least this often while people are tracked"
+    )
+    detect_classes: tuple[int, ...] | None = Field(
+        default=(0,),
+        description="class ids the backend returns: (0,) = persons, what the person pipeline needs; the "
+        "classifier backend is built with None = every class of its model",
+    )
+    classifier: ClassifierModelSettings | None = Field(
+        default=None,
+        description="trained classifier model for cameras with a classifier rule (none: such a camera is a "
+        "configuration error)",
     )
     group_id: str = Field(default="cctv-detector", description="Kafka consumer group")
     allow_unverified_weights: bool = Field(

@@ -149,7 +149,7 @@ class IncidentMessage(Message):
     incident_id: uuid.UUID = Field(description="stable across events and redeliveries")
     event: IncidentEvent
     camera_id: CameraId
-    rule: Literal["loitering", "group_loitering", "tamper", "area_change", "object_removed"]
+    rule: Literal["loitering", "group_loitering", "tamper", "area_change", "object_removed", "classifier"]
     zone_id: str | None = None
     track_ids: tuple[int, ...] = ()
     started_at: UtcDatetime = Field(description="when the subject first entered the zone")

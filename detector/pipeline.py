@@ -2,12 +2,15 @@
 
 :class:`DetectorPipeline` is what the Kafka worker, the tests and the benchmark
 all drive. Per camera: motion gate -> backend -> tracker -> rules (loitering,
-camera tamper, protected-area change, object removed).
+camera tamper, protected-area change, object removed), and on cameras with a
+classifier rule the trained classifier (graffiti, fights) -> its rule.
 Frames of different cameras that need the detector are batched into one
 ``detect_batch`` call (up to ``batch_size``), while each camera's frames are
 still handled strictly in order: a batch is built in *waves* holding at most
 one frame per camera, because whether a camera's next frame needs inference
-depends on what the previous one found.
+depends on what the previous one found. The classifier looks at the frames of
+a wave that the motion gate sent to inference, at most one per camera every
+``every_s``, in its own batches.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import cv2
 import numpy as np
@@ -25,7 +29,9 @@ from cctv.config import CameraRegistry, DetectorSettings, TamperRuleConfig, Zone
 from cctv.contracts import Box, FrameMessage, IncidentMessage
 from detector.appearance import describe
 from detector.area_change import AreaChangeRule
-from detector.backends.base import DetectorBackend
+from detector.backends import make_classifier
+from detector.backends.base import DetectorBackend, DetectorConfigError
+from detector.classifier import ClassifierEvent, ClassifierRule, Sightings, check_labels
 from detector.detections import Detections, Region
 from detector.events import FramePosition, RuleEvent
 from detector.loitering import LoiteringRule
@@ -69,6 +75,10 @@ class DetectorStats:
     batches: int = 0
     detect_s: float = 0.0
     gate: GateCounts = field(default_factory=GateCounts)
+    classifier: str | None = None  # the classifier backend's registry name, when one runs
+    classifier_inferences: int = 0
+    classifier_batches: int = 0
+    classify_s: float = 0.0
 
     @property
     def inferences(self) -> int:
@@ -80,10 +90,18 @@ class DetectorStats:
 
     def line(self) -> str:
         per = self.detect_s / self.inferences * 1000 if self.inferences else 0.0
+        classifier = ""
+        if self.classifier is not None:
+            ms = self.classify_s / self.classifier_inferences * 1000 if self.classifier_inferences else 0.0
+            classifier = (
+                f" classifier_inferences={self.classifier_inferences} classifier_batches="
+                f"{self.classifier_batches} classifier_{self.classifier}_ms_per_frame={ms:.1f}"
+            )
         return (
             f"frames={self.frames} inferences={self.inferences} skipped={self.skipped} "
             f"skip_ratio={self.gate.skip_ratio:.2f} batches={self.batches} "
-            f"{self.backend}_ms_per_frame={per:.1f} incidents={self.incidents} rejected={self.rejected}"
+            f"{self.backend}_ms_per_frame={per:.1f}{classifier} incidents={self.incidents} "
+            f"rejected={self.rejected}"
         )
 
 
@@ -98,6 +116,8 @@ class _Camera:
     tamper_alerts: bool
     zones: dict[str, Zone]
     heard_at: float  # pipeline clock (monotonic seconds) when its latest frame arrived
+    classifier: ClassifierRule | None = None
+    classified_at: datetime | None = None  # capture time of its latest classified frame
     last: Detections | None = None
     last_position: FramePosition | None = None
 
@@ -111,6 +131,7 @@ class _Pending:
     detections: Detections
     regions: tuple[Region, ...] | None = None
     needs_inference: bool = False
+    sightings: Sightings | None = None  # None: not classified
 
 
 class DetectorPipeline:
@@ -122,7 +143,10 @@ class DetectorPipeline:
         pre_roll_s: float,
         update_interval_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        classifier: DetectorBackend | None = None,
     ) -> None:
+        """``classifier``: the classifier backend; None = built from ``settings.classifier`` when a camera
+        has a classifier rule."""
         self.cameras = registry.by_id()
         self.clock = clock  # only judges camera silence; everything else runs on capture time
         self.backend = backend
@@ -132,6 +156,11 @@ class DetectorPipeline:
         self.gate = MotionGate(settings.motion_threshold, settings.recheck_s, enabled=settings.motion_gate)
         self.stats = DetectorStats(backend=backend.info.backend, gate=self.gate.counts)
         self._state: dict[str, _Camera] = {}
+        check_person_backend(backend)
+        self.classifier = classifier_for(registry, settings, classifier)
+        self.classify_every_s = settings.classifier.every_s if settings.classifier is not None else 0.0
+        if self.classifier is not None:
+            self.stats.classifier = self.classifier.info.backend
 
     # ----------------------------------------------------------------- public
 
@@ -171,6 +200,8 @@ class DetectorPipeline:
             events = state.rule.close_all(at, position, reason) + state.areas.close_all(at, position, reason)
             if state.tamper is not None and state.tamper_alerts:
                 events += state.tamper.close_all(at, position, reason)
+            if state.classifier is not None:
+                events += state.classifier.close_all(at, position, reason)
             out += [self._message(event, state, state.last, None) for event in events]
         self.stats.incidents += len(out)
         return out
@@ -235,6 +266,11 @@ class DetectorPipeline:
                 zones={z.id: z for z in camera.zones},
                 heard_at=self.clock(),
             )
+            if camera.classifier is not None and self.classifier is not None:
+                state.classifier = ClassifierRule(
+                    frame.camera_id, camera.classifier, self.classifier.info, self.pre_roll_s,
+                    self.update_interval_s,
+                )  # fmt: skip
             self._state[frame.camera_id] = state
         state.heard_at = self.clock()
         empty = Detections(frame.camera_id, frame.seq, frame.capture_ts, width, height)
@@ -269,6 +305,7 @@ class DetectorPipeline:
             self.stats.batches += 1
             for pending, raw in zip(chunk, raws, strict=True):
                 pending.detections = pending.detections.with_raw(raw)
+        self._classify(to_infer)
         out: list[IncidentMessage] = []
         for pending in wave:
             out += self._track_and_rule(pending)
@@ -299,8 +336,36 @@ class DetectorPipeline:
             events += tamper_events if state.tamper_alerts else []
             view_ok = state.tamper.view_normal
         events += state.areas.process(pending.image, tracked, pending.position, view_ok=view_ok)
+        if state.classifier is not None:
+            events += state.classifier.process(pending.sightings, det.capture_ts, pending.position)
         state.last, state.last_position = tracked, pending.position
         return [self._message(e, state, tracked, pending.image) for e in events]
+
+    def _classify(self, to_infer: list[_Pending]) -> None:
+        """Classify the frames of cameras with a classifier rule, at most one every ``every_s`` each."""
+        if self.classifier is None:
+            return
+        due = []
+        for pending in to_infer:
+            state = self._state[pending.item.message.camera_id]
+            at = pending.detections.capture_ts
+            if state.classifier is None:
+                continue
+            last = state.classified_at
+            if last is not None and at >= last and (at - last).total_seconds() < self.classify_every_s:
+                continue
+            state.classified_at = at
+            due.append(pending)
+        for start in range(0, len(due), self.batch_size):
+            chunk = due[start : start + self.batch_size]
+            began = time.perf_counter()
+            raws = self.classifier.detect_batch([p.image for p in chunk], [p.regions for p in chunk])
+            self.stats.classify_s += time.perf_counter() - began
+            self.stats.classifier_batches += 1
+            self.stats.classifier_inferences += len(chunk)
+            for pending, raw in zip(chunk, raws, strict=True):
+                det = pending.detections
+                pending.sightings = Sightings.from_raw(raw, self.classifier.labels, det.width, det.height)
 
     def _message(
         self, event: RuleEvent, state: _Camera, det: Detections, image: np.ndarray | None
@@ -313,9 +378,21 @@ class DetectorPipeline:
         if event.before_image is not None:
             caption = f"Before: {event.summary}"
             before = render_snapshot(event.before_image, None, zone, set(), caption, event.change_region)
+        boxes = det.to_boxes(only_tracks=subjects)
+        detector = self.backend.info
+        label = "changed"
+        if isinstance(event, ClassifierEvent):  # what the classifier saw, and the model that saw it
+            boxes = tuple(
+                Box(
+                    x1=b.box[0], y1=b.box[1], x2=b.box[2], y2=b.box[3], confidence=b.confidence, label=b.label
+                )
+                for b in event.boxes
+            )
+            assert self.classifier is not None  # only a classifier rule emits classifier events
+            detector, label = self.classifier.info, event.label
         if event.change_region is not None:
             x1, y1, x2, y2 = event.change_region
-            change = Box(x1=x1, y1=y1, x2=x2, y2=y2, confidence=1.0, label="changed")
+            change = Box(x1=x1, y1=y1, x2=x2, y2=y2, confidence=1.0, label=label)
         return IncidentMessage(
             incident_id=event.incident_id,
             event=event.event,
@@ -329,10 +406,38 @@ class DetectorPipeline:
             ended_at=event.ended_at,
             dwell_s=event.dwell_s,
             summary=event.summary,
-            boxes=det.to_boxes(only_tracks=subjects),
+            boxes=boxes,
             frames=event.frames,
             snapshot_jpeg=snapshot,
             change_region=change,
             before_snapshot_jpeg=before,
-            detector=self.backend.info,
+            detector=detector,
         )
+
+
+def check_person_backend(backend: DetectorBackend) -> None:
+    """The tracker and the person rules need persons only: a backend built with other classes is refused."""
+    labels = getattr(backend, "labels", None)
+    if labels is None or set(labels.values()) != {"person"}:
+        raise DetectorConfigError(
+            f"the person detector ({backend.info.backend} {backend.info.model_name}) must output persons "
+            f"only, not {labels}: build it with detect_classes=(0,); other classes belong in a classifier"
+        )
+
+
+def classifier_for(
+    registry: CameraRegistry, settings: DetectorSettings, given: DetectorBackend | None
+) -> DetectorBackend | None:
+    """The classifier backend for the cameras with a classifier rule (None when there are none), checked
+    against what they alert on. A rule without a classifier model is a configuration error."""
+    rules = {camera.id: camera.classifier for camera in registry.cameras if camera.classifier is not None}
+    if not rules:
+        return given
+    if given is None and settings.classifier is None:
+        raise DetectorConfigError(
+            f"camera(s) {', '.join(sorted(rules))}: classifier rule but no classifier model configured; "
+            "set detector.classifier (CCTV_DETECTOR__CLASSIFIER__BACKEND, __MODEL)"
+        )
+    classifier = given if given is not None else make_classifier(settings)
+    check_labels(rules, classifier.labels, classifier.info.model_name)
+    return classifier

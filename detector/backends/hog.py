@@ -122,6 +122,7 @@ class HogBackend(DetectorBackend):
         self.scale = scale
         self.use_regions = use_regions
         self.nms_iou = nms_iou
+        self.labels = {PERSON_CLASS: "person"}  # its only class, whatever detect_classes asks for
         self.info = DetectorInfo(
             backend="hog",
             model_name=self.MODEL_NAME,

@@ -1,4 +1,11 @@
-"""Ultralytics YOLO person detector: batched across cameras, GPU when there is one.
+"""Ultralytics YOLO detector: batched across cameras, GPU when there is one.
+
+The person pipeline builds it for persons only (``detect_classes=(0,)``); built
+with ``detect_classes=None`` it returns every class of a custom-trained model
+(graffiti, fights, ...) and serves as the classifier (``detector.classifier``).
+The class names come from the weights themselves and must agree with the
+``classes`` the manifest lists for that model, so a file trained with another
+class order cannot put the wrong name on an alert.
 
 Weights come only from ``models_dir`` and are checked against the SHA-256 in
 ``models/manifest.yaml`` before loading: the weights hash goes into every
@@ -43,7 +50,9 @@ class ModelEntry(BaseModel):
     name: str = Field(description="name used in settings.detector.model")
     file: str = Field(description="weights file name inside models_dir")
     sha256: str | None = Field(pattern=r"^[0-9a-f]{64}$", description="published SHA-256; null = unverified")
-    classes: dict[int, str] = Field(description="class ids the pipeline uses")
+    classes: dict[int, str] = Field(
+        description="class ids and names the pipeline may use; checked against the weights' own names"
+    )
     source: str = Field(description="where a human with internet obtains the file")
     architecture: str | None = Field(default=None, description="ultralytics model YAML of the same network")
 
@@ -68,6 +77,30 @@ def load_manifest(models_dir: Path) -> ModelManifest:
         raise DetectorConfigError(f"{path}: cannot read the models manifest: {exc}") from exc
     except (yaml.YAMLError, ValidationError) as exc:
         raise DetectorConfigError(f"{path}: invalid models manifest: {exc}") from exc
+
+
+def check_class_names(entry: ModelEntry, names: dict[int, str]) -> None:
+    """Every class the manifest lists must have that id and name in the weights."""
+    wrong = [
+        f"{class_id}: {names.get(class_id, '<absent>')!r} (manifest: {name!r})"
+        for class_id, name in sorted(entry.classes.items())
+        if names.get(class_id) != name
+    ]
+    if wrong:
+        raise DetectorConfigError(
+            f"model {entry.name}: the weights' class names differ from models/manifest.yaml: "
+            f"{'; '.join(wrong)}; fix the manifest's classes or use the weights it describes"
+        )
+
+
+def select_labels(names: dict[int, str], classes: tuple[int, ...] | None, model_name: str) -> dict[int, str]:
+    """The labels a backend returns: all of the model's classes (None) or the chosen ids."""
+    if classes is None:
+        return dict(names)
+    missing = [c for c in classes if c not in names]
+    if missing:
+        raise DetectorConfigError(f"model {model_name} has no class ids {missing} (it has {len(names)})")
+    return {c: names[c] for c in classes}
 
 
 def file_sha256(path: Path) -> str:
@@ -120,7 +153,7 @@ def resolve_device(device: str) -> str:
 
 
 class YoloBackend(DetectorBackend):
-    """Batched inference over frames of many cameras, persons only."""
+    """Batched inference over frames of many cameras; persons only unless built with ``classes=None``."""
 
     def __init__(
         self,
@@ -131,12 +164,19 @@ class YoloBackend(DetectorBackend):
         confidence: float = 0.4,
         image_size: int = IMAGE_SIZE,
         tensor_preprocess: bool = True,
+        classes: tuple[int, ...] | None = (PERSON_CLASS,),
+        names: dict[int, str] | None = None,
     ) -> None:
+        """``classes``: the class ids returned, None = all; ``names``: id -> name, default the model's."""
         global _HAS_QUANTIZE_ARG
         if _HAS_QUANTIZE_ARG is None:
             _HAS_QUANTIZE_ARG = _has_quantize_arg()
         self._model = model
         self.info = info
+        self.classes = classes
+        self.labels = select_labels(
+            dict(names if names is not None else model.names), classes, info.model_name
+        )
         self.device = resolve_device(device)
         self.half = half and self.device.startswith("cuda")  # FP16 on CPU is slower or unsupported
         self.confidence = confidence
@@ -157,6 +197,7 @@ class YoloBackend(DetectorBackend):
             thresholds={"confidence": settings.confidence, "imgsz": float(IMAGE_SIZE)},
         )
         model = YOLO(str(path), task="detect")
+        check_class_names(entry, dict(model.names))
         return cls(
             model,
             info,
@@ -164,6 +205,7 @@ class YoloBackend(DetectorBackend):
             settings.half,
             settings.confidence,
             tensor_preprocess=settings.tensor_preprocess,
+            classes=settings.detect_classes,
         )
 
     @classmethod
@@ -173,9 +215,11 @@ class YoloBackend(DetectorBackend):
         device: str = "cpu",
         confidence: float = 0.4,
         tensor_preprocess: bool = True,
+        classes: tuple[int, ...] | None = (PERSON_CLASS,),
     ) -> YoloBackend:
         """A randomly initialised network (no weights, no download): exercises the code path in tests
-        and measures speed in the benchmark. Never for production: it detects nothing meaningful."""
+        and measures speed in the benchmark. Never for production: it detects nothing meaningful.
+        Its classes are named by number except 0, "person", the class of the COCO layout it stands in for."""
         from ultralytics import YOLO
 
         info = DetectorInfo(
@@ -185,7 +229,17 @@ class YoloBackend(DetectorBackend):
             thresholds={"confidence": confidence, "imgsz": float(IMAGE_SIZE)},
         )
         model = YOLO(architecture, task="detect")
-        return cls(model, info, device, False, confidence, tensor_preprocess=tensor_preprocess)
+        names = {**dict(model.names), PERSON_CLASS: "person"}
+        return cls(
+            model,
+            info,
+            device,
+            False,
+            confidence,
+            tensor_preprocess=tensor_preprocess,
+            classes=classes,
+            names=names,
+        )
 
     def detect_batch(
         self, images: Sequence[np.ndarray], regions: Sequence[Sequence[Region] | None] | None = None
@@ -194,7 +248,7 @@ class YoloBackend(DetectorBackend):
         if not images:
             return []
         if self.tensor_preprocess:
-            return self.tensor_detector().detect(images, self.confidence)
+            return self.tensor_detector().detect(images, self.confidence, self.classes)
         return self.predict_batch(images)
 
     def tensor_detector(self) -> TensorDetector:
@@ -215,7 +269,7 @@ class YoloBackend(DetectorBackend):
         results = self._model.predict(
             list(images),
             **precision,
-            classes=[PERSON_CLASS],
+            classes=list(self.classes) if self.classes is not None else None,
             conf=self.confidence,
             device=self.device,
             imgsz=self.image_size,

@@ -183,13 +183,20 @@ class TensorDetector:
             out.append(ShapeGroup(tuple(indices), letterbox, tensor.half() if self.half else tensor))
         return out
 
-    def postprocess(self, output: Any, letterbox: Letterbox, confidence: float) -> list[RawBoxes]:
-        """Persons above ``confidence`` after ultralytics' NMS, in frame pixels; one copy to the host."""
+    def postprocess(
+        self,
+        output: Any,
+        letterbox: Letterbox,
+        confidence: float,
+        classes: tuple[int, ...] | None = (PERSON_CLASS,),
+    ) -> list[RawBoxes]:
+        """Boxes of ``classes`` (None: all) above ``confidence`` after ultralytics' NMS, in frame pixels;
+        one copy to the host."""
         kept = non_max_suppression(
             output,
             confidence,
             NMS_IOU,
-            [PERSON_CLASS],
+            list(classes) if classes is not None else None,
             AGNOSTIC_NMS,
             max_det=MAX_DET,
             nc=0,
@@ -208,12 +215,17 @@ class TensorDetector:
             for part in np.split(host, bounds)
         ]
 
-    def detect(self, images: Sequence[np.ndarray], confidence: float) -> list[RawBoxes]:
+    def detect(
+        self,
+        images: Sequence[np.ndarray],
+        confidence: float,
+        classes: tuple[int, ...] | None = (PERSON_CLASS,),
+    ) -> list[RawBoxes]:
         """One RawBoxes per image, in order; one forward pass per frame shape."""
         found: list[RawBoxes] = [RawBoxes.empty()] * len(images)
         with torch.inference_mode():
             for group in self.preprocess(images):
-                boxes = self.postprocess(self.net(group.tensor), group.letterbox, confidence)
+                boxes = self.postprocess(self.net(group.tensor), group.letterbox, confidence, classes)
                 for index, raw in zip(group.indices, boxes, strict=True):
                     found[index] = raw
         return found
