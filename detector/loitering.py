@@ -83,6 +83,10 @@ WIDE_RADIUS_FACTOR = 2.5  # the wide radius, in reentry_radius units
 # without this check made 18 wrong re-associations where position alone made 14; with it, 9 (0.03 to
 # 0.1 all give 9).
 DISTINCT_MARGIN = 0.05
+# A person seen inside, then not detected for up to this long, then seen inside again (and never seen
+# outside meanwhile) was there all along: the detector missed them (HOG misses 1 frame in 3 on a
+# crowded bench). Counting only consecutive sightings made the dwell clock run up to ~30 % slow.
+MISSED_GAP = timedelta(seconds=1.5)
 # How much distance counts against likeness when choosing between candidates: being at the edge of
 # the wide radius costs as much as this much similarity.
 DISTANCE_PENALTY = 0.1
@@ -234,8 +238,9 @@ class LoiteringRule:
             look = looks[i]
             if look is not None:
                 occ.looks.add(look)
-            if self._prev_ts is not None and occ.last_inside == self._prev_ts:
-                occ.dwell += at - self._prev_ts  # only time seen inside counts, not time away
+            missed = occ.entered and occ.outside_streak == 0 and at - occ.last_inside <= MISSED_GAP
+            if self._prev_ts is not None and (occ.last_inside == self._prev_ts or missed):
+                occ.dwell += at - occ.last_inside  # time seen inside counts, and short misses; time away not
             occ.streak += 1
             occ.entered = occ.entered or occ.streak >= cfg.entry_frames
             occ.outside_streak, occ.left, occ.point, occ.last_inside = 0, False, point, at

@@ -349,8 +349,9 @@ def test_passer_by_walking_up_to_a_lost_occupants_spot_does_not_inherit_the_cloc
     ("resumes_at", "threshold_frame"),
     [
         (10, 20),  # no gap: the clock runs on as if the track had never broken
-        (12, 23),  # 1.8 s before the break (frames 0-9) + 2.2 s from the fragment's second frame on
-        (20, 31),
+        (12, 20),  # a 0.6 s miss (frames 10-11) counts: the person was there, the detector missed them
+        (20, 31),  # 1.8 s before the break (frames 0-9) + 2.2 s from the fragment's second frame on:
+        # a 2.2 s gap is longer than a missed detection (loitering.MISSED_GAP), so it is time away
     ],
 )
 def test_track_fragment_beginning_at_the_spot_keeps_the_clock(resumes_at: int, threshold_frame: int) -> None:
@@ -359,7 +360,7 @@ def test_track_fragment_beginning_at_the_spot_keeps_the_clock(resumes_at: int, t
         [{1: SPOT}] * 10 + [{}] * (resumes_at - 10) + [{7: (SPOT[0] + 0.003, SPOT[1])}] * 40
     )
     opened = of(run(make_rule(), script), IncidentEvent.OPENED)
-    assert [(i, e.track_ids) for i, e in opened] == [(threshold_frame, (7,))]  # time away does not count
+    assert [(i, e.track_ids) for i, e in opened] == [(threshold_frame, (7,))]
     assert opened[0][1].started_at == T0
     assert opened[0][1].dwell_s == pytest.approx(4.0)
 
