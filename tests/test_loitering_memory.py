@@ -1,7 +1,7 @@
 """The loitering rule's memory (issue 5): a person who walked out of the picture hands nobody their
 clock, and one alert per person per zone outlives the occupant record.
 
-Frames are composed as in tests/test_reassociation.py: the simulated street with its two real
+Frames are composed by tests/street_support.py: the simulated street with its two real
 pedestrians (beige coat: sprite 0, black coat: sprite 1), sensor noise, JPEG round trip, boxes
 jittered by a few pixels and clipped to the frame as a detector's are; the track ids are scripted
 by hand. Every rule scenario also runs without descriptors where that is what it is about.
@@ -10,91 +10,22 @@ by hand. Every rule scenario also runs without descriptors where that is what it
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-import cv2
 import numpy as np
 import pytest
 
 from cctv.config import LoiteringRuleConfig, Zone, ZoneRules
 from cctv.contracts import IncidentEvent
-from detector.appearance import describe
 from detector.detections import Detections
 from detector.events import FramePosition, RuleEvent
 from detector.loitering import LoiteringRule
 from detector.loitering_memory import ALERT_MEMORY_SIZE, TrackHistory
-from ingest.sim_assets import background, scaled_sprite
+from tests.street_support import BEIGE, BLACK, T0, H, Person, Script, W, at, frames
 
-W, H, FPS = 768, 576, 5.0
-T0 = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 EDGE = ((0.5, 0.3), (1.0, 0.3), (1.0, 0.9), (0.5, 0.9))  # right half, up to the frame's right edge
 CENTRE = ((0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75))  # x 192..576
-BEIGE, BLACK = 0, 1
-FOOT_Y = 400.0
-PERSON_PX = 200
-
-
-@dataclass(frozen=True)
-class Person:
-    track: int
-    sprite: int
-    x: float  # bottom-centre, pixels; the box may reach past the frame (walking out)
-
-
-Script = list[list[Person]]
-
-
-def at(i: int) -> datetime:
-    return T0 + timedelta(seconds=i / FPS)
-
-
-def full_box(person: Person) -> tuple[int, int, int, int]:
-    height, width = scaled_sprite(person.sprite, PERSON_PX, False).alpha.shape[:2]
-    left, top = round(person.x - width / 2), round(FOOT_Y - height)
-    return left, top, left + width, top + height
-
-
-@functools.cache
-def _noise(index: int) -> np.ndarray:
-    return np.random.default_rng(index).normal(0.0, 2.5, (H, W, 3)).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=64)
-def render(people: tuple[Person, ...], noise: int) -> np.ndarray:
-    """The street with the people pasted in (cut at the frame edge), sensor noise, through JPEG."""
-    image = background(W, H).astype(np.float32) + _noise(noise)
-    for person in people:
-        sprite = scaled_sprite(person.sprite, PERSON_PX, False)
-        x1, y1, x2, y2 = full_box(person)
-        cx1, cx2 = max(x1, 0), min(x2, W)
-        alpha = sprite.alpha[:, cx1 - x1 : cx2 - x1]
-        roi = image[y1:y2, cx1:cx2]
-        roi[:] = roi * (1 - alpha) + sprite.bgr[:, cx1 - x1 : cx2 - x1] * alpha
-    ok, jpeg = cv2.imencode(".jpg", np.clip(image, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    assert ok
-    return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)  # type: ignore[return-value]
-
-
-def frames(script: Script, seed: int = 0) -> list[Detections]:
-    """Tracked detections with descriptors; frames with nobody are not rendered (nothing to describe)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i, people in enumerate(script):
-        boxes = np.array([full_box(p) for p in people], np.float32).reshape(-1, 4)
-        boxes += rng.uniform(-3, 3, boxes.shape).astype(np.float32)
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, W)  # a detector's box ends at the frame edge
-        looks = describe(render(tuple(people), i % 4), boxes) if people else np.zeros((0, 80), np.float32)
-        out.append(
-            Detections(
-                "cam", i, at(i), W, H, boxes,
-                np.full(len(people), 0.9, np.float32), np.zeros(len(people), np.int32),
-                track_ids=np.array([p.track for p in people], np.int64), inferred=True, appearance=looks,
-            )
-        )  # fmt: skip
-    return out
 
 
 def make_rule(polygon: tuple[tuple[float, float], ...], **loitering: object) -> LoiteringRule:

@@ -10,13 +10,9 @@ position-only rule, to show what appearance changes.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
-import cv2
 import numpy as np
 import pytest
 
@@ -29,85 +25,26 @@ from detector.events import FramePosition, RuleEvent
 from detector.loitering import APPEARANCE_FLOOR, APPEARANCE_STRONG, WIDE_RADIUS_FACTOR, LoiteringRule
 from detector.pipeline import DetectorPipeline, FrameInput
 from ingest.sim import scripted_frames
-from ingest.sim_assets import background, scaled_sprite
+from ingest.sim_assets import background
+from tests.street_support import (
+    BEIGE,
+    BLACK,
+    FOOT_Y,
+    T0,
+    H,
+    Person,
+    Script,
+    W,
+    at,
+    frames,
+    person_box,
+    render,
+)
 
-W, H, FPS = 768, 576, 5.0
-T0 = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 SQUARE = ((0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75))  # x 192..576, y 144..432 px
 RADIUS = 0.1  # LoiteringRuleConfig's default reentry_radius, fraction of the frame diagonal
 RADIUS_PX = RADIUS * math.hypot(W, H)  # 96 px
 DWELL_S = 20.0
-BEIGE, BLACK = 0, 1
-FOOT_Y = 400.0  # every person stands with their feet on this row, inside SQUARE
-PERSON_PX = 200
-
-
-@dataclass(frozen=True)
-class Person:
-    track: int
-    sprite: int
-    x: float  # bottom-centre, pixels
-    mirrored: bool = False
-    y: float = FOOT_Y
-
-
-Script = list[list[Person]]  # frame by frame: who is detected (drawn in list order: later ones in front)
-
-
-@functools.cache
-def _noise(index: int) -> np.ndarray:
-    return np.random.default_rng(index).normal(0.0, 2.5, (H, W, 3)).astype(np.float32)
-
-
-def person_box(person: Person) -> tuple[int, int, int, int]:
-    sprite = scaled_sprite(person.sprite, PERSON_PX, person.mirrored)
-    height, width = sprite.alpha.shape[:2]
-    left, top = round(person.x - width / 2), round(person.y - height)
-    return left, top, left + width, top + height
-
-
-@functools.lru_cache(maxsize=64)
-def render(people: tuple[Person, ...], noise: int) -> np.ndarray:
-    """The street with the people pasted in, plus sensor noise, through JPEG (as ingest sends it)."""
-    image = background(W, H).astype(np.float32) + _noise(noise)
-    for person in people:
-        sprite = scaled_sprite(person.sprite, PERSON_PX, person.mirrored)
-        x1, y1, x2, y2 = person_box(person)
-        roi = image[y1:y2, x1:x2]
-        roi[:] = roi * (1 - sprite.alpha) + sprite.bgr * sprite.alpha
-    ok, jpeg = cv2.imencode(".jpg", np.clip(image, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    assert ok
-    return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)  # type: ignore[return-value]
-
-
-def at(i: int) -> datetime:
-    return T0 + timedelta(seconds=i / FPS)
-
-
-def frames(script: Script, seed: int = 0) -> list[Detections]:
-    """Tracked detections with descriptors: boxes jittered by up to 3 px, as a detector's would be."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i, people in enumerate(script):
-        boxes = np.array([person_box(p) for p in people], np.float32).reshape(-1, 4)
-        boxes += rng.uniform(-3, 3, boxes.shape).astype(np.float32)
-        image = render(tuple(people), i % 4)
-        out.append(
-            Detections(
-                camera_id="cam",
-                seq=i,
-                capture_ts=at(i),
-                width=W,
-                height=H,
-                boxes=boxes,
-                confidences=np.full(len(people), 0.9, np.float32),
-                class_ids=np.zeros(len(people), np.int32),
-                track_ids=np.array([p.track for p in people], np.int64),
-                inferred=True,
-                appearance=describe(image, boxes),
-            )
-        )
-    return out
 
 
 def opened(detections: Sequence[Detections], by_appearance: bool) -> list[tuple[int, RuleEvent]]:
