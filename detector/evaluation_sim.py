@@ -23,17 +23,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from statistics import median
 
 from cctv.config import Camera, CameraRegistry, DetectorSettings
 from cctv.contracts import IncidentEvent, IncidentMessage
 from detector.backends import make_backend
 from detector.pipeline import DetectorPipeline, FrameInput
-from ingest.frames import build_frame_message
-from ingest.sim import BENCH, OBJECT_AREA, WALL, SceneEvent, scene_from_url
+from ingest.sim import (
+    BENCH,
+    OBJECT_AREA,
+    SCRIPT_START,
+    WALL,
+    SceneEvent,
+    iter_scripted_frames,
+    scene_from_url,
+)
 
-SCENE_START = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # noon in London: inside any daytime active hours
 EARLY_S = 3.0  # an alert this much before the due time still counts (frame and entry-streak quantisation)
 LATE_S = 20.0  # and this much after (the tracker or detector needing a while to find a person again)
 DWELL_S = 30.0
@@ -203,21 +208,17 @@ def run_scenario(scenario: Scenario, fps: float = 5.0, backend: str = "hog") -> 
         CameraRegistry(cameras=(camera,)), make_backend(settings), settings, pre_roll_s=5.0
     )
     incidents: list[IncidentMessage] = []
-    frames = int(scenario.seconds * fps)
+    frames = 0
     began = time.perf_counter()
-    for index in range(frames):
-        t = index / fps
-        image, _ = scene.render(t, index)
-        at = SCENE_START + timedelta(seconds=t)
-        message = build_frame_message(camera, image, stream_id="sim-eval", seq=index, capture_ts=at)
-        message = message.model_copy(update={"ingest_ts": at})  # on the scene's clock, like scripted_frames
+    for index, message in enumerate(iter_scripted_frames(camera, scenario.seconds)):
         output = pipeline.process([FrameInput(message, partition=0, offset=index)])
         if output.rejected:
             raise RuntimeError(f"{scenario.name}: frame {index} rejected: {output.rejected[0].reason}")
         incidents += output.incidents
+        frames += 1
     seconds = time.perf_counter() - began
     opened = [m for m in incidents if m.event is IncidentEvent.OPENED]
-    alerts = tuple((m.rule, (m.threshold_at - SCENE_START).total_seconds()) for m in opened)
+    alerts = tuple((m.rule, (m.threshold_at - SCRIPT_START).total_seconds()) for m in opened)
     truth = due_events(scene.truth_events(), camera, scenario.seconds)
     summaries = tuple(m.summary for m in opened)
     inferences = pipeline.stats.inferences

@@ -96,6 +96,7 @@ import time
 import urllib.parse
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -139,8 +140,8 @@ from ingest.sources import CapturedFrame, PersonBox
 
 __all__ = [
     "BENCH", "FOLIAGE", "OBJECT_AREA", "PERSON_HEIGHT_M", "SCENES", "TAMPER_KINDS", "WALL", "Actor",
-    "BenchInterval", "SceneEvent", "SceneOptions", "SimScene", "SimSource", "person_height", "scene_from_url",
-    "scripted_frames", "walking_speed",
+    "BenchInterval", "SceneEvent", "SceneOptions", "SimScene", "SimSource", "iter_scripted_frames",
+    "person_height", "scene_from_url", "scripted_frames", "walking_speed",
 ]  # fmt: skip
 
 NOISE_SIGMA = 2.5
@@ -474,13 +475,18 @@ def scripted_frames(camera: Camera, seconds: float, start: datetime = SCRIPT_STA
     frames, with known capture times, as fast as they can be rendered. Frame ``i`` is scene time
     ``i / camera.fps``, so ``scene_from_url(camera.source).people_at(i / camera.fps)`` is its truth.
     """
+    return list(iter_scripted_frames(camera, seconds, start))
+
+
+def iter_scripted_frames(
+    camera: Camera, seconds: float, start: datetime = SCRIPT_START
+) -> Iterator[FrameMessage]:
+    """:func:`scripted_frames` one at a time: a long scene (minutes of JPEGs) never sits in memory whole."""
     scene = scene_from_url(camera.source)
     stream = str(uuid.uuid4())
-    frames = []
     for index in range(int(seconds * camera.fps)):
         t = index / camera.fps
         image, _ = scene.render(t, index)
         at = start + timedelta(seconds=t)
         message = build_frame_message(camera, image, stream_id=stream, seq=index, capture_ts=at)
-        frames.append(message.model_copy(update={"ingest_ts": at}))  # stamped on the scene's timeline
-    return frames
+        yield message.model_copy(update={"ingest_ts": at})  # stamped on the scene's timeline

@@ -9,15 +9,12 @@ each Kafka poll returns frames of several cameras in arbitrary proportions. Ever
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 
 from cctv.config import Camera, CameraRegistry, DetectorSettings
-from cctv.contracts import FrameMessage, IncidentMessage
+from cctv.contracts import IncidentMessage
 from detector.backends import make_backend
-from detector.evaluation_sim import SCENE_START
 from detector.pipeline import DetectorPipeline, FrameInput
-from ingest.frames import build_frame_message
-from ingest.sim import BENCH, WALL, scene_from_url
+from ingest.sim import BENCH, WALL, scripted_frames
 
 FPS = 4.0
 SECONDS = 30.0
@@ -51,19 +48,6 @@ CAMERAS = (
 )
 
 
-def _frames(camera: Camera) -> list[FrameMessage]:
-    scene = scene_from_url(camera.source)
-    out = []
-    for index in range(int(SECONDS * FPS)):
-        image, _ = scene.render(index / FPS, index)
-        at = SCENE_START + timedelta(seconds=index / FPS)
-        message = build_frame_message(
-            camera, image, stream_id=f"{camera.id}-stream", seq=index, capture_ts=at
-        )
-        out.append(message.model_copy(update={"ingest_ts": at}))
-    return out
-
-
 def _pipeline() -> DetectorPipeline:
     settings = DetectorSettings(backend="hog", batch_size=2)  # small batches: waves get cut across calls
     return DetectorPipeline(CameraRegistry(cameras=CAMERAS), make_backend(settings), settings, pre_roll_s=3.0)
@@ -75,7 +59,7 @@ def _key(message: IncidentMessage) -> tuple[object, ...]:
 
 
 def test_each_cameras_incidents_are_the_same_alone_and_interleaved() -> None:
-    streams = {camera.id: _frames(camera) for camera in CAMERAS}
+    streams = {camera.id: scripted_frames(camera, SECONDS) for camera in CAMERAS}
     # Offsets as one partition per camera would give them: what evidence cuts by.
     inputs = {cam: [FrameInput(m, partition=i, offset=n) for n, m in enumerate(frames)]
               for i, (cam, frames) in enumerate(streams.items())}  # fmt: skip
