@@ -48,11 +48,17 @@ from detector.evaluation_loitering import (
     truth_events,
     zone_copies,
 )
-from detector.evaluation_pets import CAMERA, CLIP_START, backend_settings, pets_camera, sampled_frames
+from detector.evaluation_pets import (
+    CAMERA,
+    CLIP_START,
+    backend_settings,
+    pets_camera,
+    run_clip,
+    tracked_objects,
+)
 from detector.events import FramePosition, RuleEvent
 from detector.loitering import LoiteringRule
-from detector.pipeline import DetectorPipeline, FrameInput
-from ingest.frames import build_frame_message
+from detector.pipeline import DetectorPipeline
 
 PRE_ROLL_S = 3.0
 
@@ -79,13 +85,6 @@ class RuleRun:
         (self.group_alerts if event.rule == "group_loitering" else self.alerts)[event.zone_id].append(alert)
 
 
-def _objects(detections: Detections | None) -> FrameObjects:
-    if detections is None or detections.track_ids is None or not len(detections):
-        return FrameObjects()
-    boxes = tuple((float(a), float(b), float(c), float(d)) for a, b, c, d in detections.boxes)
-    return FrameObjects(tuple(int(t) for t in detections.track_ids), boxes)
-
-
 def run_pipeline(
     video: Path, fps: float, zones: Iterable[Zone], backend: str = "hog", limit: int | None = None
 ) -> RuleRun:
@@ -96,17 +95,10 @@ def run_pipeline(
     camera = Camera.model_validate({**base.model_dump(), "zones": [z.model_dump() for z in zones]})
     pipeline = DetectorPipeline(CameraRegistry(cameras=(camera,)), detector, settings, pre_roll_s=PRE_ROLL_S)
     run, began = RuleRun(), time.perf_counter()
-    for seq, (number, image, at) in enumerate(sampled_frames(video, fps, limit)):
-        capture_ts = CLIP_START + timedelta(seconds=at)
-        message = build_frame_message(
-            camera, image, stream_id="pets-loitering", seq=seq, capture_ts=capture_ts
-        )
-        output = pipeline.process([FrameInput(message, partition=0, offset=seq)])
-        if output.rejected:
-            raise RuntimeError(f"frame {number} rejected: {output.rejected[0].reason}")
-        for incident in output.incidents:  # the subject boxes the incident carries, as operators see them
+    for number, at, incidents in run_clip(pipeline, camera, video, fps, limit, "pets-loitering"):
+        for incident in incidents:  # the subject boxes the incident carries, as operators see them
             run.record(incident, number, {b.track_id: (b.x1, b.y1, b.x2, b.y2) for b in incident.boxes})
-        run.tracked[number] = _objects(pipeline.last_detections(CAMERA))
+        run.tracked[number] = tracked_objects(pipeline.last_detections(CAMERA))
         run.samples.append((number, at))
     run.seconds = time.perf_counter() - began
     return run

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from cctv.config import Camera, CameraRegistry, DetectorSettings
+from cctv.contracts import IncidentMessage
 from detector.backends import DetectorConfigError, make_backend
 from detector.detections import Detections
 from detector.evaluation import FrameObjects, TrackingScores, evaluate, parse_mot
@@ -90,11 +91,27 @@ def sampled_frames(
         capture.release()
 
 
-def _objects(detections: Detections | None) -> FrameObjects:
+def tracked_objects(detections: Detections | None) -> FrameObjects:
+    """The tracked people of one frame, as the scorer reads them."""
     if detections is None or detections.track_ids is None or not len(detections):
         return FrameObjects()
     boxes = tuple((float(a), float(b), float(c), float(d)) for a, b, c, d in detections.boxes)
     return FrameObjects(tuple(int(t) for t in detections.track_ids), boxes)
+
+
+def run_clip(
+    pipeline: DetectorPipeline, camera: Camera, video: Path, fps: float, limit: int | None, stream_id: str
+) -> Iterator[tuple[int, float, list[IncidentMessage]]]:
+    """Feed ``pipeline`` the sampled frames, JPEG-encoded as ingest does: (frame number, capture seconds,
+    incident messages) per frame; the pipeline's ``last_detections`` then holds that frame's tracks."""
+    for seq, (number, image, at) in enumerate(sampled_frames(video, fps, limit)):
+        message = build_frame_message(
+            camera, image, stream_id=stream_id, seq=seq, capture_ts=CLIP_START + timedelta(seconds=at)
+        )
+        output = pipeline.process([FrameInput(message, partition=0, offset=seq)])
+        if output.rejected:
+            raise RuntimeError(f"frame {number} rejected: {output.rejected[0].reason}")
+        yield number, at, output.incidents
 
 
 def track_clip(
@@ -107,14 +124,8 @@ def track_clip(
     pipeline = DetectorPipeline(CameraRegistry(cameras=(camera,)), backend, settings, pre_roll_s=3.0)
     tracked: dict[int, FrameObjects] = {}
     frames: list[int] = []
-    for seq, (number, image, at) in enumerate(sampled_frames(video, fps, limit)):
-        message = build_frame_message(
-            camera, image, stream_id="pets-eval", seq=seq, capture_ts=CLIP_START + timedelta(seconds=at)
-        )
-        output = pipeline.process([FrameInput(message, partition=0, offset=seq)])
-        if output.rejected:
-            raise RuntimeError(f"frame {number} rejected: {output.rejected[0].reason}")
-        tracked[number] = _objects(pipeline.last_detections(CAMERA))
+    for number, _, _ in run_clip(pipeline, camera, video, fps, limit, "pets-eval"):
+        tracked[number] = tracked_objects(pipeline.last_detections(CAMERA))
         frames.append(number)
     return tracked, frames, pipeline.stats.gate.skip_ratio
 
