@@ -57,7 +57,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 import cv2
@@ -69,7 +69,6 @@ from detector.detections import Detections, Region
 from detector.events import FramePosition, FrameRing, RuleEvent, frame_span
 from detector.zones import polygon_pixels
 
-UPDATE_INTERVAL_S = 10.0
 ANALYSIS_WIDTH = 320  # frame width the areas are compared at: graffiti strokes stay a few pixels wide
 CONTEXT_MARGIN = 1.0  # lighting is estimated over the area and this much of its size around it
 LEARN_TAU_S = 1.0  # the reference averages sensor noise over about a second of clear frames
@@ -308,10 +307,9 @@ class AreaChangeRule:
         camera_id: str,
         zones: tuple[Zone, ...],
         pre_roll_s: float,
-        update_interval_s: float = UPDATE_INTERVAL_S,
     ) -> None:
+        # No update interval, unlike the other rules: a change is reported once, opened and closed at once.
         self.camera_id = camera_id
-        self.update_interval = timedelta(seconds=update_interval_s)  # unused: incidents close at once
         self.ring = FrameRing(pre_roll_s)
         self._watches: list[_Watch] = []
         for zone in zones:

@@ -252,7 +252,7 @@ class DetectorPipeline:
                         frame.seq, frame.width, frame.height, width, height)  # fmt: skip
         state = self._state.get(frame.camera_id)
         if state is None:
-            areas = AreaChangeRule(frame.camera_id, camera.zones, self.pre_roll_s, self.update_interval_s)
+            areas = AreaChangeRule(frame.camera_id, camera.zones, self.pre_roll_s)
             tamper = None
             if camera.tamper is not None or areas.watched:
                 tamper_config = camera.tamper or TamperRuleConfig()
