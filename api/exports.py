@@ -62,7 +62,7 @@ from api.integrity import fetch_verified
 from api.metrics import ApiMetrics
 from api.models import REDACTION_DONE, CaseItemRow, CaseRow, EvidenceRow, ExportRow, RedactionRow
 from api.problems import Problem, not_found
-from api.schemas import ExportIn
+from api.schemas_legal import ExportIn
 from api.serving import ObjectRef, fetch_or_refuse, record_each
 from cctv.config import Settings
 from cctv.contracts import ArtifactKind

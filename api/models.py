@@ -50,6 +50,10 @@ ACCESS_OK = "ok"
 ACCESS_INTEGRITY_FAILURE = "integrity_failure"
 ACCESS_STORE_ERROR = "store_error"
 
+# Alert review states of an incident (see api.review for the allowed transitions).
+REVIEW_NEW = "new"
+REVIEW_STATUSES = ("new", "acknowledged", "escalated", "dismissed", "resolved")
+
 CASE_REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -119,7 +123,12 @@ class IncidentRow(Base):
     last_event_at: Mapped[datetime | None]
     # When the API first persisted a lifecycle message: alert latency = this - threshold_at.
     first_received_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    # Alert review (migration 0006): operators' triage state, who has it, and a counter bumped on
+    # every change so the live feed can push each change exactly once.
+    review_status: Mapped[str] = mapped_column(String(16), default=REVIEW_NEW, index=True)
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    revision: Mapped[int] = mapped_column(default=0)
 
     @property
     def alert_latency_s(self) -> float | None:
@@ -356,3 +365,106 @@ class RedactionRow(Base):
     signature_key: Mapped[str | None] = mapped_column(String(1024))
     signature_version: Mapped[str | None] = mapped_column(String(255))
     signature_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class IncidentActionRow(Base):
+    """The append-only review timeline of an incident: acknowledge, escalate, dismiss, note, assign."""
+
+    __tablename__ = "incident_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("incidents.incident_id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)  # the note, or the reason of a dismissal
+    assignee: Mapped[str | None] = mapped_column(String(200))
+
+
+class CaseNoteRow(Base):
+    """A note on a case (append-only)."""
+
+    __tablename__ = "case_notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.case_id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class CameraConfigRow(Base):
+    """One version of a camera's zones and rule settings; versions are added, never changed."""
+
+    __tablename__ = "camera_configs"
+    __table_args__ = (UniqueConstraint("camera_id", "version", name="uq_camera_configs_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int]
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class UserRow(Base):
+    """A person who logs in: an argon2id hash, never the password; ``cameras`` None means all."""
+
+    __tablename__ = "users"
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    cameras: Mapped[list[Any] | None] = mapped_column(JSON)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    password_changed_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class AuthSessionRow(Base):
+    """A login: the SHA-256 of its current bearer token, refreshed until ``ends_at`` at the latest."""
+
+    __tablename__ = "auth_sessions"
+    session_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.user_id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    client: Mapped[str | None] = mapped_column(String(200))
+
+
+class ApiKeyRow(Base):
+    """A service's key: only its SHA-256 and a display prefix are kept."""
+
+    __tablename__ = "api_keys"
+    key_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    cameras: Mapped[list[Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class AuthEventRow(Base):
+    """The auth log: logins, failures, lockouts, account and key changes."""
+
+    __tablename__ = "auth_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    username: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    client: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(Text)

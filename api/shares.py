@@ -30,7 +30,7 @@ from api.custody import Actor
 from api.exports import bundle_ref, exported_ids
 from api.models import ExportRow, ShareRow
 from api.problems import Problem, not_found
-from api.schemas import ShareIn, ShareOut, ShareStatus
+from api.schemas_legal import ShareIn, ShareOut, ShareStatus
 from api.serving import record_each
 from evidence_store.custody import ActorRole, CustodyAction
 

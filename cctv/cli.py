@@ -249,6 +249,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    """Accounts without a running API: the first admin of a fresh install, unlocks, password resets, keys."""
+    from api import accounts, auth
+
+    settings = load_settings(args)
+    cameras = [c.strip() for c in args.cameras.split(",") if c.strip()] if args.cameras else None
+    try:
+        options: dict[str, object] = {
+            "role": args.role,
+            "display_name": args.display_name,
+            "cameras": cameras,
+        }
+        if args.action in ("add", "passwd"):
+            options["password"] = accounts.read_password(args.password_stdin)
+        if args.action == "key" and args.secret_file:
+            options["secret"] = Path(args.secret_file).read_text().strip()
+        print(accounts.run(settings, args.action, args.name, **options))
+    except (auth.AuthError, OSError) as exc:
+        print(f"cctv users: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -312,6 +335,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--frames", type=int, default=None, help="only the first N sampled frames")
     evaluate.add_argument("--output", default="eval/results.md", help="Markdown table to write")
     evaluate.set_defaults(func=cmd_eval)
+    users = sub.add_parser(
+        "users", help="accounts and API keys from the command line (first admin, unlock, password reset)"
+    )
+    users.add_argument("action", choices=("add", "passwd", "unlock", "key"))
+    users.add_argument("name", help="username (add, passwd, unlock) or the API key's name (key)")
+    users.add_argument("--role", default="operator", choices=("operator", "legal", "ops", "admin"))
+    users.add_argument("--display-name", default="", help="full name shown in the app (add)")
+    users.add_argument("--cameras", help="comma-separated cameras the account may see (default: all)")
+    users.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    users.add_argument("--secret-file", help="key: import this secret (e.g. a Kubernetes Secret)")
+    users.set_defaults(func=cmd_users)
     return parser
 
 

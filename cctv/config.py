@@ -8,6 +8,7 @@ validators so the error says which rule was broken.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
@@ -269,6 +270,19 @@ class Camera(Strict):
             raise ValueError(f"duplicate zone ids: {', '.join(dupes)}")
         return self
 
+    def with_settings(self, settings: Mapping[str, object]) -> Camera:
+        """This camera with its :data:`CAMERA_SETTINGS` replaced by ``settings`` (JSON-like values), every
+        validator run again (ValidationError naming the field); ValueError for a field not editable."""
+        if fixed := sorted(set(settings) - set(CAMERA_SETTINGS)):
+            raise ValueError(f"camera settings {fixed} are not editable, only {list(CAMERA_SETTINGS)}")
+        return Camera.model_validate({**self.model_dump(), **settings})
+
+
+# What the API may edit on a running camera (api.camera_config): what the detector reads. The rest
+# (name, location, source, fps, resize, jpeg_quality, enabled) is read by ingest and evidence from
+# the registry file, so it stays in the file.
+CAMERA_SETTINGS = ("zones", "tamper", "classifier")
+
 
 class CameraRegistry(Strict):
     cameras: tuple[Camera, ...] = Field(description="all cameras of the site")
@@ -317,6 +331,10 @@ class KafkaSettings(Strict):
     evidence_topic: str = Field(default="cctv.evidence", description="sealed evidence items")
     status_topic: str = Field(default="cctv.camera-status", description="camera heartbeats")
     dead_letter_topic: str = Field(default="cctv.dead-letter", description="messages that failed validation")
+    camera_config_topic: str = Field(
+        default="cctv.camera-config",
+        description="camera zones and rule settings edited in the API, keyed by camera (compacted)",
+    )
     frames_partitions: int = Field(default=12, ge=1, description="partitions of the frames topic")
     frames_retention_s: int = Field(
         default=3600, ge=60, description="frames retention: the rolling buffer evidence is cut from"
@@ -446,6 +464,17 @@ class EvidenceSettings(Strict):
     )
 
 
+class AuthSettings(Strict):
+    """Logins, tokens and lockout (``api.auth``): short-lived tokens, refreshed within a session."""
+
+    token_ttl_s: float = Field(default=900.0, ge=30, description="lifetime of one bearer token")
+    session_max_s: float = Field(default=43200.0, ge=60, description="refreshes end this long after login")
+    lockout_after: int = Field(default=5, ge=1, description="consecutive failed logins that lock an account")
+    lockout_s: float = Field(default=900.0, gt=0, description="how long a locked account stays locked")
+    min_password_chars: int = Field(default=12, ge=8, description="shortest password accepted")
+    secure_cookies: bool = Field(default=False, description="Secure flag on the session cookie (TLS)")
+
+
 class ApiSettings(Strict):
     host: str = Field(default="127.0.0.1", description="bind address")
     port: int = Field(default=8000, ge=1, le=65535, description="bind port")
@@ -467,6 +496,13 @@ class ApiSettings(Strict):
     share_max_hours: float = Field(
         default=168.0, gt=0, description="longest lifetime of a share link for an external recipient"
     )
+    feed_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="how often each live alert stream (/api/v1/alerts/stream) polls the database for changes",
+    )
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
 
 class StackPorts(Strict):

@@ -26,6 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from cctv.config import CameraRegistry, ConfigError, Settings, describe_validation_error
+from cctv.demo_accounts import CREDENTIALS_FILE, DEMO_PEOPLE, ensure_demo_accounts
 from cctv.local_tsa import LocalTsa, LocalTsaError
 from cctv.stack import LocalStack
 
@@ -131,10 +132,11 @@ def run_demo(settings: Settings, stop: threading.Event, run_for_s: float | None 
     supervisor = Supervisor(settings.data_dir / "logs", env)
     api_url = f"http://{settings.api.host}:{settings.api.port}"
     try:
+        accounts = ensure_demo_accounts(settings, env["CCTV_API__DATABASE_URL"])
         for name in WORKERS:
             supervisor.start(name)
-        _print_banner(settings, stack, registry, env, api_url)
-        return _watch(supervisor, api_url, stop, run_for_s)
+        _print_banner(settings, stack, registry, env, api_url, accounts)
+        return _watch(supervisor, api_url, stop, run_for_s, accounts["api_key"])
     finally:
         print("stopping workers ...", flush=True)
         supervisor.stop()
@@ -164,7 +166,12 @@ def _start_local_tsa(settings: Settings, env: dict[str, str]) -> LocalTsa | None
 
 
 def _print_banner(
-    settings: Settings, stack: LocalStack, registry: CameraRegistry, env: dict[str, str], api_url: str
+    settings: Settings,
+    stack: LocalStack,
+    registry: CameraRegistry,
+    env: dict[str, str],
+    api_url: str,
+    accounts: dict[str, str],
 ) -> None:
     from sqlalchemy.engine import make_url
 
@@ -172,6 +179,7 @@ def _print_banner(
     lines = [
         "",
         "CCTV incident pipeline: running",
+        f"  web app    {api_url}/  (offline; log in as one of the demo accounts below)",
         f"  API        {api_url}  (docs {api_url}/docs, incidents {api_url}/api/v1/incidents)",
         f"  broker     {stack.kafka_bootstrap}  (Kafka protocol)",
         f"  S3 store   http://{stack.s3_endpoint}  bucket {settings.s3.evidence_bucket} (Object Lock)",
@@ -180,15 +188,23 @@ def _print_banner(
         f"  TSA        {env.get('CCTV_EVIDENCE__TSA_URL', 'none (no timestamp tokens)')}  (RFC 3161)",
     ]
     lines += [f"    - {c.id}: {c.name} <- {c.source.split('?')[0]}" for c in registry.cameras if c.enabled]
+    lines.append(
+        f"  accounts   (local demo only; kept in {(settings.data_dir / CREDENTIALS_FILE).resolve()})"
+    )
+    lines += [f"    - {name} / {accounts[name]}  ({role.value})" for name, (_d, role) in DEMO_PEOPLE.items()]
+    lines.append("    - API key (legal): Authorization: Bearer " + accounts["api_key"])
     lines += [f"  logs       {(settings.data_dir / 'logs').resolve()}", "  Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)
 
 
-def _watch(supervisor: Supervisor, api_url: str, stop: threading.Event, run_for_s: float | None) -> int:
+def _watch(
+    supervisor: Supervisor, api_url: str, stop: threading.Event, run_for_s: float | None, api_key: str
+) -> int:
     """Report new incidents and evidence until stopped; fail fast if a worker dies."""
     seen: set[tuple[str, str, int]] = set()
     deadline = time.monotonic() + run_for_s if run_for_s else None
-    with httpx.Client(base_url=api_url, timeout=5) as client:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=api_url, timeout=5, headers=headers) as client:
         while not stop.wait(POLL_S):
             dead = supervisor.dead()
             if dead:
@@ -227,6 +243,6 @@ def _report(client: httpx.Client, seen: set[tuple[str, str, int]]) -> None:
                 print(
                     f"[SEALED] evidence {item['evidence_id']} for {iid}: {item['frame_count']} frames; "
                     f"clip {client.base_url}/api/v1/evidence/{item['evidence_id']}/clip?reason=... "
-                    "(headers X-Actor, X-Actor-Role: every download is in the custody log)",
+                    "(with a login or API key: every download is in the custody log)",
                     flush=True,
                 )

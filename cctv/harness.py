@@ -3,13 +3,16 @@
 End-to-end tests and `cctv bench` both need "the whole pipeline, for a
 while": every worker's own ``run_*`` entry point (the same one `cctv ingest`
 etc. call) in a thread with a shared stop event, and the API app with its
-persister, queried through a real HTTP client.
+persister, queried through a real HTTP client that authenticates with an API
+key of its own (``pipeline-harness``, role legal: it reads incidents and
+downloads evidence, and its downloads are in the custody log under that name).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,9 +20,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from api import auth
 from api.app import create_app
 from cctv.config import CameraRegistry, Settings
 from detector.worker import run_detector
+from evidence_store.custody import ActorRole
 from evidence_store.worker import run_evidence
 from ingest.worker import run_ingest
 
@@ -59,6 +64,16 @@ def running_pipeline(
     stop = threading.Event()
     app = create_app(settings, registry, start_persister=True)
     with TestClient(app) as client:
+        with app.state.context.sessions.begin() as session:
+            _row, key = auth.create_api_key(
+                session,
+                name=f"pipeline-harness-{uuid.uuid4().hex[:8]}",
+                role=ActorRole.LEGAL,
+                cameras=None,
+                created_by="harness",
+                now=app.state.context.clock(),
+            )
+        client.headers["Authorization"] = f"Bearer {key.token}"
         pipeline = RunningPipeline(settings, registry, client, stop)
         workers: list[tuple[str, Callable[[Settings, CameraRegistry, threading.Event], None]]] = [
             ("detector", run_detector),

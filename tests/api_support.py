@@ -23,8 +23,10 @@ import sqlalchemy
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from api import auth
 from api.app import create_app
 from api.custody import read_chain
+from api.models import ApiKeyRow
 from api.persister import Persister
 from cctv.bus import send
 from cctv.config import ApiSettings, Camera, CameraRegistry, EvidenceSettings, Settings, Zone
@@ -44,7 +46,7 @@ from cctv.contracts import (
     decode,
 )
 from cctv.objectstore import ensure_evidence_bucket, make_client
-from evidence_store.custody import CustodyEntry
+from evidence_store.custody import ActorRole, CustodyEntry
 from evidence_store.package import CameraInfo, EvidencePackage, build_package
 from evidence_store.store import EvidenceStore, retain_until_for
 from evidence_store.timestamp import request_token
@@ -52,9 +54,27 @@ from evidence_store.window import FrameWindow, WindowFrame, find_gaps
 from ingest.sim import scene_from_url, scripted_frames
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-# Who is acting (placeholder identity headers until real logins): a legal user may do everything.
-LEGAL = {"X-Actor": "Jane Smith", "X-Actor-Role": "legal"}
-OPERATOR = {"X-Actor": "Sam Patel", "X-Actor-Role": "operator"}
+# Who is acting: real API keys with well-known secrets, imported into each test's database by
+# :func:`authorize` (the same import ops use for a key provisioned as a Kubernetes Secret).
+TEST_KEYS = {
+    "Jane Smith": (ActorRole.LEGAL, "cctv_k_test-legal-0123456789abcdef0123456789abcdef"),
+    "Sam Patel": (ActorRole.OPERATOR, "cctv_k_test-operator-0123456789abcdef0123456789ab"),
+    "Olu Okafor": (ActorRole.OPS, "cctv_k_test-ops-0123456789abcdef0123456789abcdef01"),
+    "Ada Admin": (ActorRole.ADMIN, "cctv_k_test-admin-0123456789abcdef0123456789abcdef"),
+}
+# An operator who may see cam2 only (per-camera visibility).
+CAM2_KEY_NAME, CAM2_KEY = "Kim Car Park", "cctv_k_test-cam2-operator-0123456789abcdef0123456789"
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TEST_KEYS[name][1]}"}
+
+
+LEGAL = bearer("Jane Smith")
+OPERATOR = bearer("Sam Patel")
+OPS = bearer("Olu Okafor")
+ADMIN = bearer("Ada Admin")
+CAM2_OPERATOR = {"Authorization": f"Bearer {CAM2_KEY}"}
 DETECTOR = DetectorInfo(backend="hog", model_name="opencv-hog", weights_sha256=None, thresholds={"conf": 0.4})
 
 
@@ -166,6 +186,35 @@ def lifecycle(incident_id: uuid.UUID, threshold_at: datetime = T0, **kw: object)
             **kw,  # type: ignore[arg-type]
         ),
     ]
+
+
+def sealed_metadata(
+    incident_id: uuid.UUID, *, sealed_at: datetime = T0, frame_count: int = 1
+) -> EvidenceSealed:
+    """A sealed-evidence message with no objects behind it: for tests that never download."""
+    return EvidenceSealed(
+        evidence_id=uuid.uuid4(),
+        incident_id=incident_id,
+        camera_id="cam1",
+        bucket="b",
+        artifacts=(
+            StoredArtifact(
+                kind=ArtifactKind.WORKING_COPY,
+                key="k",
+                version_id="v1",
+                sha256="0" * 64,
+                size=1,
+                content_type="video/mp4",
+            ),
+        ),
+        manifest_sha256="1" * 64,
+        frame_count=frame_count,
+        first_capture_ts=T0,
+        last_capture_ts=T0,
+        sealed_at=sealed_at,
+        retain_until=sealed_at + timedelta(days=1),
+        signing_key_id="k1",
+    )
 
 
 def status(camera_id: str = "cam1", at: datetime | None = None, fps: float = 5.0) -> CameraStatus:
@@ -320,12 +369,39 @@ class ApiUnderTest:
         return sealed
 
 
+def seed_keys(sessions: Any) -> None:
+    """The test principals' API keys in the app's database (idempotent)."""
+    with sessions.begin() as session:
+        existing = set(session.scalars(sqlalchemy.select(ApiKeyRow.name)))
+        keys = [(name, role, secret, None) for name, (role, secret) in TEST_KEYS.items()]
+        keys.append((CAM2_KEY_NAME, ActorRole.OPERATOR, CAM2_KEY, ["cam2"]))
+        for name, role, secret, cameras in keys:
+            if name not in existing:
+                auth.create_api_key(
+                    session,
+                    name=name,
+                    role=role,
+                    cameras=cameras,
+                    created_by="tests",
+                    now=datetime.now(UTC),
+                    secret=secret,
+                )
+
+
+def authorize(client: TestClient, default: dict[str, str] | None = None) -> TestClient:
+    """Seed the test keys into the app and send ``default`` (legal) unless a request says otherwise."""
+    seed_keys(client.app.state.context.sessions)  # type: ignore[attr-defined]
+    client.headers.update(LEGAL if default is None else default)
+    return client
+
+
 @contextlib.contextmanager
 def api_under_test(settings: Settings, url: str) -> Iterator[ApiUnderTest]:
     settings = with_database(settings, url)
     app = create_app(settings, camera_registry(), start_persister=False)
     context = app.state.context
     with TestClient(app) as client:
+        authorize(client)
         persister = Persister(
             context.sessions, None, None, settings.kafka, threading.Event(), context.metrics
         )

@@ -26,6 +26,8 @@ from cctv.objectstore import make_client
 from evidence_store.custody import CustodyEntry
 from tests.api_support import (
     LEGAL,
+    OPS,
+    authorize,
     camera_registry,
     custody_chain,
     isolated_database,
@@ -49,6 +51,7 @@ def api(settings: Settings, db_url: str) -> Iterator[tuple[TestClient, Persister
     app = create_app(settings, camera_registry(), start_persister=False)
     context = app.state.context
     with TestClient(app) as client:
+        authorize(client)
         yield (
             client,
             Persister(context.sessions, None, None, settings.kafka, threading.Event(), context.metrics),
@@ -133,7 +136,7 @@ def test_downloads_are_verified_logged_and_serve_the_recorded_version(
         "manifest",
     ]
     assert all(e.details["result"] == "ok" and e.action == "downloaded" for e in entries)
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=OPS).text
     assert 'cctv_api_evidence_downloads_total{kind="working_copy",result="ok"} 2.0' in metrics
 
     listed = client.get(f"/api/v1/incidents/{incident_id}/evidence").json()
@@ -170,7 +173,8 @@ def test_integrity_failure_returns_a_problem_and_never_the_bytes(
     assert entry.details["sha256_read"] == hashlib.sha256(stored).hexdigest()
     assert entry.object_sha256 == entry.details["expected_sha256"] == sealed.message.artifacts[0].sha256
     assert (
-        'cctv_api_evidence_integrity_failures_total{kind="working_copy"} 1.0' in client.get("/metrics").text
+        'cctv_api_evidence_integrity_failures_total{kind="working_copy"} 1.0'
+        in client.get("/metrics", headers=OPS).text
     )
     # The other artifacts of the same item are intact and still served.
     assert client.get(f"/api/v1/evidence/{evidence_id}/master", params=why, headers=LEGAL).status_code == 200

@@ -17,13 +17,16 @@ from fastapi.testclient import TestClient
 from kafka import TopicPartition
 
 from api.app import create_app, run_api
-from api.db import make_sessions
+from api.db import make_engine, make_sessions, run_migrations
 from api.models import CustodyEntryRow, EvidenceArtifactRow, EvidenceRow, IncidentEventRow, IncidentRow
 from api.persister import Persister
 from cctv.bus import DeadLetterSink, ensure_topics, make_consumer, make_producer
 from cctv.config import Settings
 from cctv.contracts import IncidentEvent, TopicMessage
 from tests.api_support import (
+    LEGAL,
+    OPS,
+    authorize,
     camera_registry,
     dead_letters,
     drain,
@@ -32,6 +35,7 @@ from tests.api_support import (
     lifecycle,
     produce,
     seal_evidence,
+    seed_keys,
     status,
     with_database,
 )
@@ -53,7 +57,10 @@ def snapshot_of_api(client: TestClient, incident_ids: list[uuid.UUID]) -> dict[s
         state[f"{incident_id}/events"] = client.get(f"/api/v1/incidents/{incident_id}/events").json()
         state[f"{incident_id}/evidence"] = client.get(f"/api/v1/incidents/{incident_id}/evidence").json()
         state[f"{incident_id}/snapshot"] = client.get(f"/api/v1/incidents/{incident_id}/snapshot").content
-    state["cameras"] = client.get("/api/v1/cameras").json()
+    # lag_s is "seconds since the last frame, now": it moves with the clock, not with the data.
+    state["cameras"] = [
+        {k: v for k, v in c.items() if k != "lag_s"} for c in client.get("/api/v1/cameras").json()
+    ]
     return state
 
 
@@ -104,6 +111,7 @@ def test_topics_are_persisted_served_and_redelivery_changes_nothing(
     ]
     try:
         with TestClient(app) as client:
+            authorize(client)
             produce(producer, settings, messages)
             producer.send(settings.kafka.incidents_topic, key=b"cam1", value=b'{"not": "an incident"}').get(
                 30
@@ -145,7 +153,7 @@ def test_topics_are_persisted_served_and_redelivery_changes_nothing(
             )
             assert letter.payload == b'{"not": "an incident"}'
 
-            metrics = client.get("/metrics").text
+            metrics = client.get("/metrics", headers=OPS).text
             assert 'cctv_api_alert_latency_seconds_count{rule="loitering"} 1.0' in metrics
             assert 'cctv_api_alert_latency_seconds_bucket{le="0.1",rule="loitering"}' in metrics
             assert 'cctv_api_incident_events_persisted_total{event="closed",rule="loitering"} 1.0' in metrics
@@ -171,7 +179,10 @@ def test_topics_are_persisted_served_and_redelivery_changes_nothing(
                     "custody_entries": 2,  # sealed + created, once: redelivery adds none
                 }
             )
-            assert 'cctv_api_alert_latency_seconds_count{rule="loitering"} 1.0' in client.get("/metrics").text
+            assert (
+                'cctv_api_alert_latency_seconds_count{rule="loitering"} 1.0'
+                in client.get("/metrics", headers=OPS).text
+            )
     finally:
         consumer.close(autocommit=False)
         producer.close(timeout=5)
@@ -212,6 +223,7 @@ def test_database_outage_commits_no_offsets_and_the_batch_is_redelivered(
     consumer = make_consumer(settings.kafka, "api-test", settings.api.group_id)
     try:
         with TestClient(app) as client:
+            authorize(client)
             up = Persister(
                 context.sessions, consumer, dead, settings.kafka, threading.Event(), context.metrics
             )
@@ -254,6 +266,10 @@ def test_run_api_persists_in_the_background_and_stops(
     base = with_database(settings, f"sqlite:///{tmp_path / 'cctv.db'}", group_id=f"api-{unique}")
     served = base.model_copy(update={"api": base.api.model_copy(update={"port": port})})
     ensure_topics(served.kafka)
+    engine = make_engine(served.api.database_url)  # migrated and keyed first, as `cctv users key` would
+    run_migrations(engine)
+    seed_keys(make_sessions(engine))
+    engine.dispose()
     stop = threading.Event()
     thread = threading.Thread(target=run_api, args=(served, camera_registry(), stop), daemon=True)
     thread.start()
@@ -265,7 +281,7 @@ def test_run_api_persists_in_the_background_and_stops(
         started, found = time.monotonic(), None
         while time.monotonic() - started < 45 and found is None:
             try:
-                response = httpx.get(url, timeout=2)
+                response = httpx.get(url, timeout=2, headers=LEGAL)
                 if response.status_code == 200:
                     found = response.json()
             except httpx.TransportError:

@@ -5,6 +5,7 @@ The user's own camera registry (./cameras.yaml) runs beside the simulated camera
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 
 from cctv.config import ConfigError, Settings
 from cctv.demo import demo_cameras_file
+from cctv.demo_accounts import CREDENTIALS_FILE
 
 pytestmark = [pytest.mark.service, pytest.mark.e2e]
 
@@ -38,12 +40,25 @@ def start_demo(cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_cameras(count: int, timeout_s: float) -> list[dict[str, object]]:
+def demo_credentials(cwd: Path) -> dict[str, str]:
+    """What the demo wrote for its accounts (it prints the same in its banner)."""
+    path = cwd / "var" / CREDENTIALS_FILE
+    deadline = time.monotonic() + 120
+    while not path.is_file() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert path.stat().st_mode & 0o077 == 0, "the demo's credentials file must be private"
+    return dict(json.loads(path.read_text()))
+
+
+def wait_for_cameras(count: int, timeout_s: float, api_key: str) -> list[dict[str, object]]:
     """The demo's API lists every camera online once ingest heartbeats arrive."""
     deadline = time.monotonic() + timeout_s
+    headers = {"Authorization": f"Bearer {api_key}"}
     while time.monotonic() < deadline:
         try:
-            cameras = httpx.get(f"http://127.0.0.1:{API_PORT}/api/v1/cameras", timeout=2).json()
+            cameras = httpx.get(
+                f"http://127.0.0.1:{API_PORT}/api/v1/cameras", timeout=2, headers=headers
+            ).json()
             items = cameras if isinstance(cameras, list) else cameras.get("items", [])
             if len(items) == count and all((c.get("health") or {}).get("state") == "online" for c in items):
                 return list(items)
@@ -78,13 +93,22 @@ def test_demo_runs_every_worker_stops_on_ctrl_c_and_reuses_its_data(tmp_path: Pa
     )
     demo = start_demo(tmp_path)
     try:
-        cameras = wait_for_cameras(5, timeout_s=150)
+        credentials = demo_credentials(tmp_path)
+        cameras = wait_for_cameras(5, timeout_s=150, api_key=credentials["api_key"])
+        login = httpx.post(
+            f"http://127.0.0.1:{API_PORT}/api/v1/auth/login",
+            json={"username": "operator", "password": credentials["operator"]},
+            timeout=10,
+        )
+        assert login.status_code == 200 and login.json()["user"]["role"] == "operator"
+        assert httpx.get(f"http://127.0.0.1:{API_PORT}/api/v1/cameras", timeout=5).status_code == 401
     finally:
         output = interrupt(demo)
     assert demo.returncode == 0, output
     assert {c["id"] for c in cameras} == {"cam-01", "cam-02", "cam-03", "cam-04", "own-cam"}
     assert "CCTV incident pipeline: running" in output
     assert f"http://127.0.0.1:{API_PORT}" in output
+    assert f"operator / {credentials['operator']}" in output  # the banner says how to log in
     assert "TSA        http://127.0.0.1:" in output  # the local RFC 3161 TSA timestamps demo evidence
     assert "stopped; data kept in" in output
 
@@ -97,7 +121,8 @@ def test_demo_runs_every_worker_stops_on_ctrl_c_and_reuses_its_data(tmp_path: Pa
     # A second run finds the same database, bucket and topics.
     again = start_demo(tmp_path)
     try:
-        wait_for_cameras(5, timeout_s=150)
+        assert demo_credentials(tmp_path) == credentials  # the same accounts, not new ones
+        wait_for_cameras(5, timeout_s=150, api_key=credentials["api_key"])
     finally:
         second = interrupt(again)
     assert again.returncode == 0, second

@@ -78,7 +78,6 @@ class GroundTruthLoiterer:
 
 
 # Evidence downloads record who, in which role, and why (the custody log).
-E2E_ACTOR = {"X-Actor": "e2e-test", "X-Actor-Role": "legal"}
 E2E_REASON = {"reason": "end-to-end test of the evidence path"}
 
 
@@ -278,7 +277,7 @@ def test_pets_loitering_matches_the_annotated_ground_truth(
         for incident in incidents:
             for evidence in incident["evidence"]:
                 clip = pipeline.client.get(
-                    f"/api/v1/evidence/{evidence['evidence_id']}/clip", params=E2E_REASON, headers=E2E_ACTOR
+                    f"/api/v1/evidence/{evidence['evidence_id']}/clip", params=E2E_REASON
                 )
                 clips[evidence["evidence_id"]] = (clip.status_code, hashlib.sha256(clip.content).hexdigest())
 

@@ -25,7 +25,6 @@ pytestmark = [pytest.mark.service, pytest.mark.e2e]
 BENCH = [[0.30, 0.60], [0.70, 0.60], [0.70, 0.98], [0.30, 0.98]]
 
 # Evidence downloads record who, in which role, and why (the custody log).
-E2E_ACTOR = {"X-Actor": "e2e-test", "X-Actor-Role": "legal"}
 E2E_REASON = {"reason": "end-to-end test of the evidence path"}
 
 
@@ -99,14 +98,10 @@ def test_scripted_loiterer_gives_one_incident_with_verifiable_locked_evidence(
     assert {"master", "working_copy", "manifest", "signature"} <= set(artifacts)
 
     # The clip served by the API is the stored working copy: its SHA-256 matches the manifest.
-    clip = pipeline.client.get(
-        f"/api/v1/evidence/{evidence['evidence_id']}/clip", params=E2E_REASON, headers=E2E_ACTOR
-    )
+    clip = pipeline.client.get(f"/api/v1/evidence/{evidence['evidence_id']}/clip", params=E2E_REASON)
     assert clip.status_code == 200, clip.text
     assert clip.headers["content-type"].startswith("video/mp4")
-    manifest = pipeline.client.get(
-        f"/api/v1/evidence/{evidence['evidence_id']}/manifest", params=E2E_REASON, headers=E2E_ACTOR
-    )
+    manifest = pipeline.client.get(f"/api/v1/evidence/{evidence['evidence_id']}/manifest", params=E2E_REASON)
     assert manifest.status_code == 200
     assert hashlib.sha256(manifest.content).hexdigest() == evidence["manifest_sha256"]
     manifest_doc = json.loads(manifest.content)
@@ -116,9 +111,7 @@ def test_scripted_loiterer_gives_one_incident_with_verifiable_locked_evidence(
     assert manifest_doc["incident"]["incident_id"] == incident["incident_id"]
 
     # The master is bit-exact frames whose hashes the manifest lists in order.
-    master = pipeline.client.get(
-        f"/api/v1/evidence/{evidence['evidence_id']}/master", params=E2E_REASON, headers=E2E_ACTOR
-    )
+    master = pipeline.client.get(f"/api/v1/evidence/{evidence['evidence_id']}/master", params=E2E_REASON)
     assert master.status_code == 200
     assert hashlib.sha256(master.content).hexdigest() == artifacts["master"]["sha256"]
     assert evidence["frame_count"] >= 6 * 4  # at least the dwell at 4 fps
@@ -177,7 +170,7 @@ def test_graffiti_gives_an_area_change_incident_with_before_after_and_the_act_in
         after = pipeline.client.get(f"/api/v1/incidents/{incident['incident_id']}/snapshot")
         (evidence,) = incident["evidence"]
         manifest = pipeline.client.get(
-            f"/api/v1/evidence/{evidence['evidence_id']}/manifest", params=E2E_REASON, headers=E2E_ACTOR
+            f"/api/v1/evidence/{evidence['evidence_id']}/manifest", params=E2E_REASON
         )
 
     assert [i["rule"] for i in incidents] == ["area_change"], incidents  # and no tamper alert

@@ -170,7 +170,13 @@ def test_export_refusals(api: ApiUnderTest) -> None:
     assert "exactly one" in client.post("/api/v1/exports", json=both, headers=LEGAL).json()["detail"]
     operator = client.post("/api/v1/exports", json={"evidence_ids": ids, "reason": WHY}, headers=OPERATOR)
     assert operator.status_code == 403
-    assert client.post("/api/v1/exports", json={"evidence_ids": ids, "reason": WHY}).status_code == 401
+    anonymous = {"Authorization": ""}  # drops the client's default credentials
+    assert (
+        client.post(
+            "/api/v1/exports", json={"evidence_ids": ids, "reason": WHY}, headers=anonymous
+        ).status_code
+        == 401
+    )
     missing = uuid.uuid4()
     unknown = client.post(
         "/api/v1/exports", json={"evidence_ids": [*ids, str(missing)], "reason": WHY}, headers=LEGAL

@@ -1,6 +1,6 @@
 """Evidence: metadata, hash-verified downloads, the custody log, legal hold and retention.
 
-Every access writes a custody entry with who (``X-Actor``), role (``X-Actor-Role``)
+Every access writes a custody entry with who (the authenticated user or API key), their role
 and why: viewing the item (``viewed``), each download (``downloaded``, a reason
 is required) and each refused download (``download_refused``: integrity failure
 or store error, nothing served). The entry is committed before a byte is sent:
@@ -18,8 +18,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from api import custody, holds
-from api.custody import Actor
-from api.deps import ActorDep, LegalActorDep, MetricsDep, SessionDep, StoreDep
+from api.access import LawyerDep, Principal, ViewerDep
+from api.deps import MetricsDep, SessionDep, StoreDep
 from api.models import (
     EvidenceArtifactRow,
     EvidenceRow,
@@ -60,6 +60,14 @@ ReasonQuery = Annotated[
 ]
 
 
+def visible_evidence(session: SessionDep, viewer: Principal, evidence_id: uuid.UUID) -> EvidenceRow:
+    """The item, if the caller may see its camera; another camera's evidence does not exist for them."""
+    evidence = holds.load_evidence(session, evidence_id)
+    if not viewer.may_see(evidence.camera_id):
+        raise not_found("evidence", evidence_id)
+    return evidence
+
+
 def evidence_out(row: EvidenceRow) -> EvidenceOut:
     artifacts = []
     for artifact in row.artifacts:
@@ -76,9 +84,13 @@ def evidence_out(row: EvidenceRow) -> EvidenceOut:
     summary="One sealed evidence item with its artifacts (recorded as 'viewed')",
 )
 def get_evidence(
-    session: SessionDep, actor: ActorDep, evidence_id: uuid.UUID, request: Request, reason: ReasonQuery = None
+    session: SessionDep,
+    actor: ViewerDep,
+    evidence_id: uuid.UUID,
+    request: Request,
+    reason: ReasonQuery = None,
 ) -> EvidenceOut:
-    evidence = holds.load_evidence(session, evidence_id)
+    evidence = visible_evidence(session, actor, evidence_id)
     out = evidence_out(evidence)
     record_each(
         session,
@@ -97,8 +109,8 @@ def get_evidence(
     response_model=CustodyLogOut,
     summary="The item's custody log (hash chain) and whether it verifies",
 )
-def get_custody(session: SessionDep, _actor: ActorDep, evidence_id: uuid.UUID) -> CustodyLogOut:
-    holds.load_evidence(session, evidence_id)
+def get_custody(session: SessionDep, viewer: ViewerDep, evidence_id: uuid.UUID) -> CustodyLogOut:
+    visible_evidence(session, viewer, evidence_id)
     check = custody.check_chain(session, evidence_id)
     return CustodyLogOut(
         evidence_id=evidence_id,
@@ -114,7 +126,7 @@ def get_custody(session: SessionDep, _actor: ActorDep, evidence_id: uuid.UUID) -
     responses={409: {"description": "the item is held by a case (problem details)"}},
 )
 def put_legal_hold(
-    session: SessionDep, store: StoreDep, actor: LegalActorDep, evidence_id: uuid.UUID, body: LegalHoldIn
+    session: SessionDep, store: StoreDep, actor: LawyerDep, evidence_id: uuid.UUID, body: LegalHoldIn
 ) -> LegalHoldOut:
     evidence = holds.load_evidence(session, evidence_id)
     cases = holds.held_cases(session, evidence_id)
@@ -153,7 +165,7 @@ def put_legal_hold(
     responses={409: {"description": "the date would shorten retention (problem details)"}},
 )
 def post_retention(
-    session: SessionDep, store: StoreDep, actor: LegalActorDep, evidence_id: uuid.UUID, body: RetentionIn
+    session: SessionDep, store: StoreDep, actor: LawyerDep, evidence_id: uuid.UUID, body: RetentionIn
 ) -> RetentionOut:
     evidence = holds.load_evidence(session, evidence_id)
     extension = holds.extend(session, store, evidence, body.retain_until, actor, body.reason)
@@ -176,12 +188,12 @@ def _download(
     session: SessionDep,
     store: StoreDep,
     metrics: MetricsDep,
-    actor: Actor,
+    actor: Principal,
     reason: str | None,
 ) -> StreamingResponse:
     """The one download path (shared with exports and redactions via :mod:`api.serving`)."""
     kind, media_type, suffix = DOWNLOADS[route]
-    evidence = holds.load_evidence(session, evidence_id)
+    evidence = visible_evidence(session, actor, evidence_id)
     artifact: EvidenceArtifactRow | None = next((a for a in evidence.artifacts if a.kind == kind.value), None)
     if artifact is None:
         raise not_found(f"{kind.value} artifact of evidence", evidence_id)
@@ -209,7 +221,7 @@ def _download_responses(media_type: str) -> dict[int | str, dict[str, object]]:
             "description": "the artifact, verified against its sealed SHA-256",
         },
         400: {"description": "no reason given (problem details); nothing served"},
-        401: {"description": "X-Actor / X-Actor-Role missing or invalid (problem details)"},
+        401: {"description": "no valid credentials (problem details)"},
         502: {"description": "integrity check failed or store unavailable (problem details)"},
     }
 
@@ -226,7 +238,7 @@ def download_clip(
     session: SessionDep,
     store: StoreDep,
     metrics: MetricsDep,
-    actor: ActorDep,
+    actor: ViewerDep,
     reason: ReasonQuery = None,
 ) -> StreamingResponse:
     return _download("clip", evidence_id, request, session, store, metrics, actor, reason)
@@ -244,7 +256,7 @@ def download_master(
     session: SessionDep,
     store: StoreDep,
     metrics: MetricsDep,
-    actor: ActorDep,
+    actor: ViewerDep,
     reason: ReasonQuery = None,
 ) -> StreamingResponse:
     return _download("master", evidence_id, request, session, store, metrics, actor, reason)
@@ -262,7 +274,7 @@ def download_manifest(
     session: SessionDep,
     store: StoreDep,
     metrics: MetricsDep,
-    actor: ActorDep,
+    actor: ViewerDep,
     reason: ReasonQuery = None,
 ) -> StreamingResponse:
     return _download("manifest", evidence_id, request, session, store, metrics, actor, reason)

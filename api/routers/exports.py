@@ -17,11 +17,13 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
-from api.deps import LegalActorDep, MetricsDep, SessionDep, SettingsDep, SignerDep, StoreDep
+from api.access import LawyerDep
+from api.deps import MetricsDep, SessionDep, SettingsDep, SignerDep, StoreDep
 from api.exports import Exporter, bundle_ref, exported_ids
 from api.models import ExportRow
 from api.problems import not_found
-from api.schemas import ExportIn, ExportItemOut, ExportOut, ExportPage
+from api.schemas import MAX_OFFSET
+from api.schemas_legal import ExportIn, ExportItemOut, ExportOut, ExportPage
 from api.serving import checked_download, client_details, required_reason
 from evidence_store.custody import CustodyAction
 
@@ -80,7 +82,7 @@ def create_export(
     settings: SettingsDep,
     signer: SignerDep,
     metrics: MetricsDep,
-    actor: LegalActorDep,
+    actor: LawyerDep,
     body: ExportIn,
 ) -> ExportOut:
     row = Exporter(session, store, settings, signer, metrics).export(actor, body)
@@ -90,10 +92,10 @@ def create_export(
 @router.get("", response_model=ExportPage, summary="Export bundles, newest first (legal, admin)")
 def list_exports(
     session: SessionDep,
-    _actor: LegalActorDep,
+    _actor: LawyerDep,
     case_id: Annotated[uuid.UUID | None, Query(description="only exports of this case")] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="page size")] = 50,
-    offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")] = 0,
 ) -> ExportPage:
     query = select(ExportRow)
     if case_id is not None:
@@ -106,7 +108,7 @@ def list_exports(
 
 
 @router.get("/{export_id}", response_model=ExportOut, summary="One export bundle's record (legal, admin)")
-def get_export(session: SessionDep, _actor: LegalActorDep, export_id: uuid.UUID) -> ExportOut:
+def get_export(session: SessionDep, _actor: LawyerDep, export_id: uuid.UUID) -> ExportOut:
     return export_out(load_export(session, export_id))
 
 
@@ -124,7 +126,7 @@ def download_export(
     session: SessionDep,
     store: StoreDep,
     metrics: MetricsDep,
-    actor: LegalActorDep,
+    actor: LawyerDep,
     export_id: uuid.UUID,
     request: Request,
     reason: Annotated[

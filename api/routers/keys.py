@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.access import PUBLIC
 from api.checkpoints import PublicKey, published_keys
 from api.deps import SettingsDep, SignerDep
 from api.schemas import KeysOut, PublicKeyOut
@@ -15,6 +16,7 @@ router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
     "",
     response_model=KeysOut,
     summary="The current Ed25519 signing public key and the retired keys that still verify older items",
+    dependencies=PUBLIC,
 )
 def get_keys(signer: SignerDep, settings: SettingsDep) -> KeysOut:
     current, *retired = published_keys(signer, settings)

@@ -17,11 +17,12 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from api import holds
-from api.deps import LegalActorDep, MetricsDep, RunnerDep, SessionDep, StoreDep
+from api.access import LawyerDep
+from api.deps import MetricsDep, RunnerDep, SessionDep, StoreDep
 from api.models import REDACTION_DONE, REDACTION_PENDING, RedactionRow
 from api.problems import Problem, not_found
 from api.redaction_jobs import RunnerBusy, check_request, mark_failed
-from api.schemas import RedactionIn, RedactionOut, StoredObjectOut
+from api.schemas_legal import RedactionIn, RedactionOut, StoredObjectOut
 from api.serving import ObjectRef, checked_download, client_details, required_reason
 from cctv.contracts import ArtifactKind
 from evidence_store.custody import CustodyAction
@@ -85,7 +86,7 @@ def _load(session: SessionDep, evidence_id: uuid.UUID, redaction_id: uuid.UUID) 
 def post_redaction(
     session: SessionDep,
     runner: RunnerDep,
-    actor: LegalActorDep,
+    actor: LawyerDep,
     evidence_id: uuid.UUID,
     body: RedactionIn,
     response: Response,
@@ -124,7 +125,7 @@ def post_redaction(
     response_model=list[RedactionOut],
     summary="The item's redactions, oldest first (legal, admin)",
 )
-def list_redactions(session: SessionDep, _actor: LegalActorDep, evidence_id: uuid.UUID) -> list[RedactionOut]:
+def list_redactions(session: SessionDep, _actor: LawyerDep, evidence_id: uuid.UUID) -> list[RedactionOut]:
     holds.load_evidence(session, evidence_id)
     rows = session.scalars(
         select(RedactionRow).where(RedactionRow.evidence_id == evidence_id).order_by(RedactionRow.created_at)
@@ -138,7 +139,7 @@ def list_redactions(session: SessionDep, _actor: LegalActorDep, evidence_id: uui
     summary="One redaction's status (pending, done, failed with the error) (legal, admin)",
 )
 def get_redaction(
-    session: SessionDep, _actor: LegalActorDep, evidence_id: uuid.UUID, redaction_id: uuid.UUID
+    session: SessionDep, _actor: LawyerDep, evidence_id: uuid.UUID, redaction_id: uuid.UUID
 ) -> RedactionOut:
     return redaction_out(_load(session, evidence_id, redaction_id))
 
@@ -158,7 +159,7 @@ def download_video(
     session: SessionDep,
     store: StoreDep,
     metrics: MetricsDep,
-    actor: LegalActorDep,
+    actor: LawyerDep,
     evidence_id: uuid.UUID,
     redaction_id: uuid.UUID,
     request: Request,

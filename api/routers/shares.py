@@ -17,12 +17,13 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import LegalActorDep, MetricsDep, NowDep, SessionDep, SettingsDep, StoreDep
+from api.access import PUBLIC, LawyerDep
+from api.deps import MetricsDep, NowDep, SessionDep, SettingsDep, StoreDep
 from api.exports import bundle_ref, exported_ids
 from api.models import ShareRow
 from api.problems import Problem
 from api.routers.exports import BUNDLE_MEDIA_TYPE
-from api.schemas import RevokeIn, ShareCreatedOut, ShareIn, ShareOut
+from api.schemas_legal import RevokeIn, ShareCreatedOut, ShareIn, ShareOut
 from api.serving import checked_download, client_details
 from api.shares import (
     SHARED_PATH,
@@ -53,20 +54,20 @@ public_router = APIRouter(prefix=SHARED_PATH.rstrip("/"), tags=["shares"])
     responses={422: {"description": "lifetime above api.share_max_hours, or a field missing"}},
 )
 def post_share(
-    session: SessionDep, settings: SettingsDep, actor: LegalActorDep, now: NowDep, body: ShareIn
+    session: SessionDep, settings: SettingsDep, actor: LawyerDep, now: NowDep, body: ShareIn
 ) -> ShareCreatedOut:
     row, token = create_share(session, actor, body, now, settings.api.share_max_hours)
     return ShareCreatedOut(share=share_out(row, now), token=token, url_path=f"{SHARED_PATH}{token}")
 
 
 @router.get("", response_model=list[ShareOut], summary="Every share, newest first; no tokens (legal, admin)")
-def list_shares(session: SessionDep, _actor: LegalActorDep, now: NowDep) -> list[ShareOut]:
+def list_shares(session: SessionDep, _actor: LawyerDep, now: NowDep) -> list[ShareOut]:
     rows = session.scalars(select(ShareRow).order_by(ShareRow.created_at.desc(), ShareRow.share_id)).all()
     return [share_out(r, now) for r in rows]
 
 
 @router.get("/{share_id}", response_model=ShareOut, summary="One share (legal, admin)")
-def get_share(session: SessionDep, _actor: LegalActorDep, now: NowDep, share_id: uuid.UUID) -> ShareOut:
+def get_share(session: SessionDep, _actor: LawyerDep, now: NowDep, share_id: uuid.UUID) -> ShareOut:
     return share_out(load_share(session, share_id), now)
 
 
@@ -77,7 +78,7 @@ def get_share(session: SessionDep, _actor: LegalActorDep, now: NowDep, share_id:
     responses={409: {"description": "already revoked (problem details)"}},
 )
 def post_revoke(
-    session: SessionDep, actor: LegalActorDep, now: NowDep, share_id: uuid.UUID, body: RevokeIn
+    session: SessionDep, actor: LawyerDep, now: NowDep, share_id: uuid.UUID, body: RevokeIn
 ) -> ShareOut:
     return share_out(revoke_share(session, actor, share_id, body.reason, now), now)
 
@@ -85,6 +86,7 @@ def post_revoke(
 @public_router.get(
     "/{token}",
     summary="A recipient's share link: the export bundle, hash-checked (public; every use recorded)",
+    dependencies=PUBLIC,
     response_class=StreamingResponse,
     responses={
         200: {"content": {BUNDLE_MEDIA_TYPE: {}}, "description": "the export bundle"},
