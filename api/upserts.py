@@ -9,6 +9,13 @@ stub incident that the first lifecycle message fills in.
 New evidence starts its custody chain here, in the same transaction as the
 evidence row: ``sealed`` (by the evidence worker, at the manifest's seal time)
 then ``created`` (the API received it). A redelivery adds nothing.
+
+Every change of an incident row bumps its ``revision`` (the live alert feed
+pushes each revision once): a new row starts at 1 and later changes add 1 in SQL
+(``revision = revision + 1``), so a review action committed concurrently by
+another replica is never overwritten. A redelivered lifecycle message returns
+before touching the row, so it bumps nothing; a stale (older) one still records
+its event and the row's ``updated_at``, and so bumps it.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
 from api import custody
@@ -131,6 +138,7 @@ def apply_incident(
     else:
         incident.status = INCIDENT_OPEN
     incident.updated_at = now
+    bump_revision(incident)
     session.add(
         IncidentEventRow(
             incident_id=msg.incident_id,
@@ -147,6 +155,14 @@ def apply_incident(
         )
     )
     return Applied("incident", changed=True, rule=msg.rule, event=event, alert_latency_s=latency)
+
+
+def bump_revision(incident: IncidentRow) -> None:
+    """Count one change of the row: in SQL for a stored row (concurrent bumps add up), else from 0."""
+    if inspect(incident).persistent:
+        incident.revision = IncidentRow.revision + 1
+    else:
+        incident.revision = (incident.revision or 0) + 1
 
 
 def _is_newer(msg: IncidentMessage, incident: IncidentRow) -> bool:
@@ -173,6 +189,7 @@ def apply_evidence(session: Session, msg: EvidenceSealed, now: datetime) -> Appl
                 track_ids=[],
                 boxes=[],
                 updated_at=now,
+                revision=1,
             )
         )
     evidence = EvidenceRow(

@@ -28,16 +28,18 @@ from api.db import alembic_config, make_engine, run_migrations
 from api.models import Base, CameraRow, IncidentEventRow
 from api.persister import Persister
 from cctv.config import ApiSettings, EvidenceSettings, Settings
-from cctv.contracts import ArtifactKind, Box, EvidenceSealed, IncidentEvent, StoredArtifact
+from cctv.contracts import Box, IncidentEvent
 from evidence_store.custody import verify_chain
 from tests.api_support import (
     LEGAL,
     T0,
+    authorize,
     camera_registry,
     incident,
     isolated_database,
     jpeg,
     lifecycle,
+    sealed_metadata,
     status,
 )
 
@@ -60,6 +62,7 @@ def client_and_persister(db_url: str, tmp_path: Path) -> Iterator[tuple[TestClie
     app = create_app(settings, camera_registry(), start_persister=False)
     context = app.state.context
     with TestClient(app) as client:
+        authorize(client)
         persister = Persister(
             context.sessions, None, None, settings.kafka, threading.Event(), context.metrics
         )
@@ -165,7 +168,7 @@ def test_evidence_before_incident_gets_a_pending_stub_then_fills_in(
 ) -> None:
     client, persister = client_and_persister
     incident_id = uuid.uuid4()
-    sealed = _sealed_message_without_store(incident_id)
+    sealed = sealed_metadata(incident_id)
     persister.persist([sealed])
     stub = client.get(f"/api/v1/incidents/{incident_id}").json()
     assert stub["status"] == "pending" and stub["first_received_at"] is None
@@ -175,33 +178,6 @@ def test_evidence_before_incident_gets_a_pending_stub_then_fills_in(
     persister.persist(lifecycle(incident_id))
     filled = client.get(f"/api/v1/incidents/{incident_id}").json()
     assert filled["status"] == "closed" and filled["rule"] == "loitering" and filled["first_received_at"]
-
-
-def _sealed_message_without_store(incident_id: uuid.UUID) -> EvidenceSealed:
-    """Metadata only: this test never downloads, so no object is needed in a bucket."""
-    return EvidenceSealed(
-        evidence_id=uuid.uuid4(),
-        incident_id=incident_id,
-        camera_id="cam1",
-        bucket="b",
-        artifacts=(
-            StoredArtifact(
-                kind=ArtifactKind.WORKING_COPY,
-                key="k",
-                version_id="v1",
-                sha256="0" * 64,
-                size=1,
-                content_type="video/mp4",
-            ),
-        ),
-        manifest_sha256="1" * 64,
-        frame_count=1,
-        first_capture_ts=T0,
-        last_capture_ts=T0,
-        sealed_at=T0,
-        retain_until=T0 + timedelta(days=1),
-        signing_key_id="k1",
-    )
 
 
 def test_cameras_have_health_and_no_credentials(
@@ -234,7 +210,7 @@ def test_migrations_are_idempotent_and_match_the_models(db_url: str) -> None:
         run_migrations(engine)  # a second replica starting up
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-            assert conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+            assert conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0006"
             conn.execute(sqlalchemy.select(IncidentEventRow.__table__)).all()
     finally:
         engine.dispose()
@@ -288,7 +264,7 @@ def test_openapi_docs_list_every_route_with_a_summary(
     missing = [
         path
         for path, op in operations
-        if not op.get("summary") or not {"200", "201", "202"} & set(op["responses"])
+        if not op.get("summary") or not {"200", "201", "202", "204"} & set(op["responses"])
     ]
     assert missing == []
     assert "/api/v1/evidence/{evidence_id}/clip" in paths and "/readyz" in paths and "/metrics" in paths

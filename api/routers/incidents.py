@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload, undefer
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload, undefer
 
+from api.access import Principal, ViewerDep
 from api.deps import SessionDep
-from api.models import EvidenceRow, IncidentEventRow, IncidentRow
+from api.models import CameraRow, EvidenceRow, IncidentEventRow, IncidentRow
 from api.problems import not_found
 from api.routers.evidence import evidence_out
-from api.schemas import EvidenceOut, IncidentEventOut, IncidentOut, IncidentPage, IncidentStatus, Rule
+from api.schemas import (
+    EvidenceOut,
+    IncidentEventOut,
+    IncidentOut,
+    IncidentPage,
+    IncidentStatus,
+    ReviewStatus,
+    Rule,
+)
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
@@ -26,13 +36,31 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def incident_out(row: IncidentRow) -> IncidentOut:
-    return IncidentOut.model_validate(row)
+def incident_outs(session: Session, rows: Sequence[IncidentRow]) -> list[IncidentOut]:
+    """Incidents with their camera's name and location (one query for the cameras of all ``rows``)."""
+    ids = {row.camera_id for row in rows}
+    cameras = (
+        {c.id: c for c in session.scalars(select(CameraRow).where(CameraRow.id.in_(sorted(ids))))}
+        if ids
+        else {}
+    )
+    outs = []
+    for row in rows:
+        out = IncidentOut.model_validate(row)
+        if (camera := cameras.get(row.camera_id)) is not None:
+            out.camera_name, out.camera_location = camera.name, camera.location
+        outs.append(out)
+    return outs
+
+
+def incident_out(session: Session, row: IncidentRow) -> IncidentOut:
+    return incident_outs(session, [row])[0]
 
 
 @router.get("", response_model=IncidentPage, summary="Search incidents, newest alert first")
 def list_incidents(
     session: SessionDep,
+    viewer: ViewerDep,
     camera_id: Annotated[str | None, Query(max_length=64, description="only this camera")] = None,
     rule: Annotated[Rule | None, Query(description="only this rule")] = None,
     status: Annotated[IncidentStatus | None, Query(description="open, closed or pending")] = None,
@@ -40,10 +68,20 @@ def list_incidents(
         datetime | None, Query(description="alert (threshold) time at or after, ISO 8601")
     ] = None,
     until: Annotated[datetime | None, Query(description="alert (threshold) time before, ISO 8601")] = None,
+    review_status: Annotated[
+        list[ReviewStatus] | None,
+        Query(description="only these review states (repeat: ?review_status=new&review_status=escalated)"),
+    ] = None,
+    assignee: Annotated[str | None, Query(max_length=200, description="only alerts assigned to")] = None,
+    zone_id: Annotated[str | None, Query(max_length=64, description="only this zone")] = None,
+    place: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="camera name or location contains (any case)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="page size")] = 50,
     offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
 ) -> IncidentPage:
-    query = select(IncidentRow)
+    query = select(IncidentRow).where(viewer.camera_clause(IncidentRow.camera_id))
     if camera_id is not None:
         query = query.where(IncidentRow.camera_id == camera_id)
     if rule is not None:
@@ -54,25 +92,41 @@ def list_incidents(
         query = query.where(IncidentRow.threshold_at >= start)
     if (end := _utc(until)) is not None:
         query = query.where(IncidentRow.threshold_at < end)
+    if review_status:
+        query = query.where(IncidentRow.review_status.in_(review_status))
+    if assignee is not None:
+        query = query.where(IncidentRow.assignee == assignee)
+    if zone_id is not None:
+        query = query.where(IncidentRow.zone_id == zone_id)
+    if place is not None:
+        # A semi-join, so an incident is counted once; autoescape: '%' and '_' in the text are literal.
+        wanted = place.strip().lower()
+        cameras = select(CameraRow.id).where(
+            or_(
+                func.lower(CameraRow.name).contains(wanted, autoescape=True),
+                func.lower(CameraRow.location).contains(wanted, autoescape=True),
+            )
+        )
+        query = query.where(IncidentRow.camera_id.in_(cameras))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
         query.order_by(IncidentRow.threshold_at.desc(), IncidentRow.incident_id.desc())
         .limit(limit)
         .offset(offset)
     ).all()
-    return IncidentPage(items=[incident_out(r) for r in rows], total=total, limit=limit, offset=offset)
+    return IncidentPage(items=incident_outs(session, rows), total=total, limit=limit, offset=offset)
 
 
-def _incident(session: SessionDep, incident_id: uuid.UUID) -> IncidentRow:
+def _incident(session: SessionDep, incident_id: uuid.UUID, viewer: Principal) -> IncidentRow:
     row = session.get(IncidentRow, incident_id)
-    if row is None:
+    if row is None or not viewer.may_see(row.camera_id):  # another camera's incident does not exist for them
         raise not_found("incident", incident_id)
     return row
 
 
 @router.get("/{incident_id}", response_model=IncidentOut, summary="One incident")
-def get_incident(session: SessionDep, incident_id: uuid.UUID) -> IncidentOut:
-    return incident_out(_incident(session, incident_id))
+def get_incident(session: SessionDep, viewer: ViewerDep, incident_id: uuid.UUID) -> IncidentOut:
+    return incident_out(session, _incident(session, incident_id, viewer))
 
 
 @router.get(
@@ -83,6 +137,7 @@ def get_incident(session: SessionDep, incident_id: uuid.UUID) -> IncidentOut:
 )
 def get_snapshot(
     session: SessionDep,
+    viewer: ViewerDep,
     incident_id: uuid.UUID,
     view: Annotated[
         Literal["latest", "before"],
@@ -93,7 +148,7 @@ def get_snapshot(
     row = session.scalar(
         select(IncidentRow).where(IncidentRow.incident_id == incident_id).options(undefer(column))
     )
-    if row is None:
+    if row is None or not viewer.may_see(row.camera_id):
         raise not_found("incident", incident_id)
     image = row.snapshot if view == "latest" else row.before_snapshot
     if image is None:
@@ -104,8 +159,8 @@ def get_snapshot(
 @router.get(
     "/{incident_id}/events", response_model=list[IncidentEventOut], summary="Lifecycle events in order"
 )
-def get_events(session: SessionDep, incident_id: uuid.UUID) -> list[IncidentEventOut]:
-    _incident(session, incident_id)
+def get_events(session: SessionDep, viewer: ViewerDep, incident_id: uuid.UUID) -> list[IncidentEventOut]:
+    _incident(session, incident_id, viewer)
     rows = session.scalars(
         select(IncidentEventRow)
         .where(IncidentEventRow.incident_id == incident_id)
@@ -117,8 +172,10 @@ def get_events(session: SessionDep, incident_id: uuid.UUID) -> list[IncidentEven
 @router.get(
     "/{incident_id}/evidence", response_model=list[EvidenceOut], summary="Sealed evidence of an incident"
 )
-def get_incident_evidence(session: SessionDep, incident_id: uuid.UUID) -> list[EvidenceOut]:
-    _incident(session, incident_id)
+def get_incident_evidence(
+    session: SessionDep, viewer: ViewerDep, incident_id: uuid.UUID
+) -> list[EvidenceOut]:
+    _incident(session, incident_id, viewer)
     rows = session.scalars(
         select(EvidenceRow)
         .where(EvidenceRow.incident_id == incident_id)
