@@ -113,6 +113,8 @@ def ensure_topics(settings: KafkaSettings, partitions: dict[str, int] | None = N
         settings.evidence_topic: (3, small),
         settings.status_topic: (3, small),
         settings.dead_letter_topic: (1, small),
+        # Only the newest settings of each camera matter (every message carries all of them).
+        settings.camera_config_topic: (1, {**small, "cleanup.policy": "compact"}),
     }
     for name, count in (partitions or {}).items():
         wanted[name] = (count, wanted[name][1])

@@ -22,7 +22,7 @@ import hashlib
 import json
 import uuid
 from enum import StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -252,6 +252,25 @@ class CameraStatus(Message):
     worker: str = Field(description="ingest worker that owns the camera")
 
 
+# --------------------------------------------------------------------------- camera settings
+
+
+class CameraSettingsChanged(Message):
+    """A camera's zones and rule settings as edited in the API (topic ``cctv.camera-config``, key = camera
+    id, compacted): detectors apply the newest ``version`` of each camera without a restart.
+
+    ``settings`` is the whole editable part (``cctv.config.CAMERA_SETTINGS``: zones, tamper, classifier),
+    never a diff, so the newest message alone is enough; it stays a JSON object here (this module may not
+    import ``cctv.config``) and a consumer validates it with ``Camera.with_settings``.
+    """
+
+    camera_id: CameraId
+    version: int = Field(ge=1, description="the API's version of this camera's settings; 0 is the file's")
+    settings: dict[str, Any] = Field(description="zones, tamper and classifier as in the camera registry")
+    changed_at: UtcDatetime
+    changed_by: str = Field(description="who saved the version")
+
+
 # --------------------------------------------------------------------------- dead letters
 
 
@@ -271,7 +290,9 @@ class DeadLetter(Message):
 
 # --------------------------------------------------------------------------- codec
 
-TopicMessage = FrameMessage | IncidentMessage | EvidenceSealed | CameraStatus | DeadLetter
+TopicMessage = (
+    FrameMessage | IncidentMessage | EvidenceSealed | CameraStatus | CameraSettingsChanged | DeadLetter
+)
 
 Headers = list[tuple[str, bytes]]
 

@@ -114,6 +114,7 @@ class LocalStack:
                         "evidence_topic": f"{name}.evidence",
                         "status_topic": f"{name}.camera-status",
                         "dead_letter_topic": f"{name}.dead-letter",
+                        "camera_config_topic": f"{name}.camera-config",
                     }
                 ),
                 "s3": base.s3.model_copy(

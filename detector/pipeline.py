@@ -25,7 +25,7 @@ from datetime import datetime
 import cv2
 import numpy as np
 
-from cctv.config import CameraRegistry, DetectorSettings, TamperRuleConfig, Zone
+from cctv.config import Camera, CameraRegistry, DetectorSettings, TamperRuleConfig, Zone
 from cctv.contracts import Box, FrameMessage, IncidentMessage
 from detector.appearance import describe
 from detector.area_change import AreaChangeRule
@@ -233,7 +233,71 @@ class DetectorPipeline:
         log.info("cameras %s silent for %ss: closing their incidents", silent, f"{silence_s:g}")
         return self.close_cameras(silent, f"camera silent for {silence_s:g}s")
 
+    def apply_camera(self, camera: Camera, reason: str) -> list[IncidentMessage]:
+        """Run ``camera``'s edited zones and rules from its next frame on, without a restart: the rules
+        whose settings changed restart, their open incidents CLOSED with ``reason`` (what restarts and
+        what is kept: :mod:`detector.camera_settings`). DetectorConfigError, applying nothing, for a
+        classifier rule this detector cannot run (no classifier model, or labels it does not output)."""
+        if camera.classifier is not None:
+            if self.classifier is None:
+                raise DetectorConfigError(f"camera {camera.id}: classifier rule but no classifier model")
+            model = self.classifier
+            check_labels({camera.id: camera.classifier}, model.labels, model.info.model_name)
+        old, self.cameras[camera.id] = self.cameras.get(camera.id), camera
+        state = self._state.get(camera.id)
+        if state is None or old is None:
+            return []  # its next frame builds the state from the new settings
+        new = self._new_state(camera, state.tracker)
+        new.heard_at, new.classified_at = state.heard_at, state.classified_at
+        new.last, new.last_position = state.last, state.last_position
+        retired: list[LoiteringRule | AreaChangeRule | TamperRule | ClassifierRule] = []
+        if _zone_rules(old, "loitering") == _zone_rules(camera, "loitering"):
+            new.rule = state.rule
+        else:
+            retired.append(state.rule)
+        if _zone_rules(old, *AREA_RULES) == _zone_rules(camera, *AREA_RULES):
+            new.areas = state.areas
+        else:
+            retired.append(state.areas)
+        if old.tamper == camera.tamper and (state.tamper is None) == (new.tamper is None):
+            new.tamper = state.tamper
+        elif state.tamper is not None and state.tamper_alerts:
+            retired.append(state.tamper)
+        if old.classifier == camera.classifier:
+            new.classifier = state.classifier
+        elif state.classifier is not None:
+            retired.append(state.classifier)
+        self._state[camera.id] = new
+        if state.last is None or state.last_position is None:
+            return []
+        at, position = state.last.capture_ts, state.last_position
+        events = [event for rule in retired for event in rule.close_all(at, position, reason)]
+        out = [self._message(event, state, state.last, None) for event in events]
+        self.stats.incidents += len(out)
+        return out
+
     # ----------------------------------------------------------------- stages
+
+    def _new_state(self, camera: Camera, tracker: CameraTracker) -> _Camera:
+        areas = AreaChangeRule(camera.id, camera.zones, self.pre_roll_s)
+        tamper = None
+        if camera.tamper is not None or areas.watched:
+            tamper_config = camera.tamper or TamperRuleConfig()
+            tamper = TamperRule(camera.id, tamper_config, self.pre_roll_s, self.update_interval_s)
+        state = _Camera(
+            tracker=tracker,
+            rule=LoiteringRule(camera.id, camera.zones, self.pre_roll_s, self.update_interval_s),
+            areas=areas,
+            tamper=tamper,
+            tamper_alerts=camera.tamper is not None,
+            zones={z.id: z for z in camera.zones},
+            heard_at=self.clock(),
+        )
+        if camera.classifier is not None and self.classifier is not None:
+            state.classifier = ClassifierRule(
+                camera.id, camera.classifier, self.classifier.info, self.pre_roll_s, self.update_interval_s
+            )
+        return state
 
     def _prepare(self, index: int, item: FrameInput, rejected: list[Rejected]) -> _Pending | None:
         frame = item.message
@@ -252,26 +316,7 @@ class DetectorPipeline:
                         frame.seq, frame.width, frame.height, width, height)  # fmt: skip
         state = self._state.get(frame.camera_id)
         if state is None:
-            areas = AreaChangeRule(frame.camera_id, camera.zones, self.pre_roll_s)
-            tamper = None
-            if camera.tamper is not None or areas.watched:
-                tamper_config = camera.tamper or TamperRuleConfig()
-                tamper = TamperRule(frame.camera_id, tamper_config, self.pre_roll_s, self.update_interval_s)
-            state = _Camera(
-                tracker=CameraTracker(frame.fps),
-                rule=LoiteringRule(frame.camera_id, camera.zones, self.pre_roll_s, self.update_interval_s),
-                areas=areas,
-                tamper=tamper,
-                tamper_alerts=camera.tamper is not None,
-                zones={z.id: z for z in camera.zones},
-                heard_at=self.clock(),
-            )
-            if camera.classifier is not None and self.classifier is not None:
-                state.classifier = ClassifierRule(
-                    frame.camera_id, camera.classifier, self.classifier.info, self.pre_roll_s,
-                    self.update_interval_s,
-                )  # fmt: skip
-            self._state[frame.camera_id] = state
+            state = self._state[frame.camera_id] = self._new_state(camera, CameraTracker(frame.fps))
         state.heard_at = self.clock()
         empty = Detections(frame.camera_id, frame.seq, frame.capture_ts, width, height)
         position = FramePosition(frame.stream_id, frame.seq, item.partition, item.offset)
@@ -413,6 +458,18 @@ class DetectorPipeline:
             before_snapshot_jpeg=before,
             detector=detector,
         )
+
+
+AREA_RULES = ("area_change", "object_removed")
+
+
+def _zone_rules(camera: Camera, *rules: str) -> list[tuple[object, ...]]:
+    """What a zone rule object is built from: the zones with one of ``rules``, their outlines and settings."""
+    return [
+        (z.id, z.polygon, *(getattr(z.rules, r) for r in rules))
+        for z in camera.zones
+        if any(getattr(z.rules, r) is not None for r in rules)
+    ]
 
 
 def check_person_backend(backend: DetectorBackend) -> None:

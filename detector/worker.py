@@ -19,7 +19,10 @@ Delivery rules:
   polls return nothing) has its open incidents CLOSED ("camera silent for Ns")
   and its state dropped: a stream that ended or a camera that died would
   otherwise leave its incident open forever, never sealed. They are delivered
-  like any other incident before anything further is committed.
+  like any other incident before anything further is committed;
+- camera settings edited in the API (zones, rules) are applied between polls,
+  without a restart (:mod:`detector.camera_settings`); the incidents of rules
+  they restart are CLOSED and delivered the same way.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from cctv.bus import (
 from cctv.config import CameraRegistry, Settings
 from cctv.contracts import ContractError, FrameMessage, IncidentMessage, decode
 from cctv.runtime import Backoff, retry_until_stopped
-from detector.backends import make_backend
+from detector.backends import make_backend, make_classifier
+from detector.camera_settings import CameraSettingsFeed
 from detector.pipeline import DetectorPipeline, FrameInput
 
 log = logging.getLogger(__name__)
@@ -104,14 +108,18 @@ class DetectorWorker:
         dead_letters: DeadLetterSink,
         stop: threading.Event,
         camera_silence_s: float,
+        settings_feed: CameraSettingsFeed | None = None,
     ) -> None:
         self.pipeline, self.consumer, self.sink = pipeline, consumer, sink
         self.dead_letters, self.stop = dead_letters, stop
         self.camera_silence_s = camera_silence_s
+        self.settings_feed = settings_feed
 
     def run(self) -> None:
         last_stats = time.monotonic()
         while not self.stop.is_set():
+            if not self.apply_camera_settings():
+                break
             records = list(poll_records(self.consumer, POLL_TIMEOUT_S))
             if records and not self.handle(records):
                 break  # stopping while the broker refused incidents: leave offsets uncommitted
@@ -125,6 +133,11 @@ class DetectorWorker:
             if self.sink.deliver(closing):
                 self.consumer.commit()
         log.info("detector stopped: %s", self.pipeline.stats.line())
+
+    def apply_camera_settings(self) -> bool:
+        """Apply camera settings published since the last pass; False if stopped before delivery."""
+        closing = self.settings_feed.poll(self.pipeline) if self.settings_feed is not None else []
+        return not closing or self.sink.deliver(closing)
 
     def close_silent_cameras(self) -> bool:
         """Close and deliver the incidents of cameras gone silent; False if stopped before delivery."""
@@ -167,18 +180,27 @@ def run_detector(settings: Settings, registry: CameraRegistry, stop: threading.E
     ensure_topics(settings.kafka)
     backend = make_backend(settings.detector)
     log.info("detector backend %s", backend.info.model_dump_json())
-    pipeline = DetectorPipeline(registry, backend, settings.detector, settings.evidence.pre_roll_s)
+    # A configured classifier is loaded even if no camera of the file has a rule yet: one may be added
+    # in the API.
+    classifier = make_classifier(settings.detector) if settings.detector.classifier is not None else None
+    pipeline = DetectorPipeline(
+        registry, backend, settings.detector, settings.evidence.pre_roll_s, classifier=classifier
+    )
     name = worker_name("detector")
+    feed = CameraSettingsFeed.open(settings.kafka, name, registry)
     producer = make_producer(settings.kafka, name)
     consumer = make_consumer(
         settings.kafka, name, settings.detector.group_id, max_poll_records=4 * settings.detector.batch_size
     )
     try:
+        feed.catch_up(pipeline)  # before the first frame: a restarted detector runs the newest settings
         sink = IncidentSink(producer, settings.kafka.incidents_topic, stop)
         dead = DeadLetterSink(producer, settings.kafka.dead_letter_topic, name)
-        worker = DetectorWorker(pipeline, consumer, sink, dead, stop, settings.detector.camera_silence_s)
+        silence_s = settings.detector.camera_silence_s
+        worker = DetectorWorker(pipeline, consumer, sink, dead, stop, silence_s, feed)
         consumer.subscribe([settings.kafka.frames_topic], listener=_Rebalance(worker))
         worker.run()
     finally:
+        feed.close()
         consumer.close(autocommit=False)
         producer.close(timeout=10)

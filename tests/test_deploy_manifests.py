@@ -194,6 +194,7 @@ def test_strimzi_topics_match_settings() -> None:
         kafka.evidence_topic: 3,
         kafka.status_topic: 3,
         kafka.dead_letter_topic: 1,
+        kafka.camera_config_topic: 1,
     }
     assert {name: spec["partitions"] for name, spec in topics.items()} == expected_partitions
     frames = topics[kafka.frames_topic]["config"]
@@ -201,6 +202,7 @@ def test_strimzi_topics_match_settings() -> None:
     assert frames["max.message.bytes"] == kafka.max_message_bytes
     assert frames["compression.type"] in {"producer", "uncompressed"}
     assert "compact" in topics[kafka.status_topic]["config"]["cleanup.policy"]
+    assert topics[kafka.camera_config_topic]["config"]["cleanup.policy"] == "compact"  # newest version kept
     assert topics[kafka.dead_letter_topic]["config"]["retention.ms"] >= 7 * 86_400_000
     env = read_env_file(BASE / "settings.env")
     assert int(env["CCTV_KAFKA__FRAMES_PARTITIONS"]) == kafka.frames_partitions
@@ -258,7 +260,7 @@ def test_rendered_overlay(rendered: dict[str, list[Doc]], target: str) -> None:
 
 def test_rendered_strimzi_topics(rendered: dict[str, list[Doc]]) -> None:
     docs = rendered["strimzi"]
-    assert len(docs) == 5
+    assert len(docs) == 6
     for doc in docs:
         assert doc["metadata"]["namespace"] == "kafka"
         assert doc["metadata"]["labels"]["strimzi.io/cluster"] == "cctv"
