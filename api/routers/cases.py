@@ -1,8 +1,12 @@
-"""Cases (minimal): a reference, a title, evidence items as numbered exhibits, and a case-wide legal hold.
+"""Cases for injunction applications: a reference, a title, exhibits, notes, a timeline and a case-wide hold.
 
 Exhibit references are ``<case reference>/<n:03d>``, numbered in the order items
 are added and never reused (items are never removed from a case here), so an
-exhibit label quoted in a statement always means the same item.
+exhibit label quoted in a statement always means the same item. Items come one
+at a time or as every sealed item of an incident; both go through
+:func:`api.case_records.add_exhibits`. A case bundle is exported by
+``POST /api/v1/exports`` with ``case_id``; its custody entries are in
+``GET /api/v1/custody/entries?case_id=``.
 """
 
 from __future__ import annotations
@@ -12,67 +16,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, status
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from api import custody, holds
-from api.deps import LegalActorDep, SessionDep, StoreDep
-from api.models import CaseItemRow, CaseRow, EvidenceRow
-from api.problems import Problem, not_found
-from api.schemas import (
+from api import case_records, custody, holds
+from api.access import LawyerDep
+from api.case_records import load_case
+from api.deps import SessionDep, StoreDep
+from api.models import CaseRow
+from api.problems import Problem
+from api.schemas import LegalHoldOut
+from api.schemas_legal import (
     CaseHoldIn,
     CaseHoldOut,
     CaseIn,
+    CaseIncidentIn,
     CaseItemIn,
     CaseItemOut,
+    CaseNoteIn,
+    CaseNoteOut,
     CaseOut,
     CaseSummaryOut,
-    LegalHoldOut,
+    TimelineEventOut,
 )
-from evidence_store.custody import CustodyAction
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
-
-
-def _case(session: Session, case_id: uuid.UUID) -> CaseRow:
-    row = session.scalar(
-        select(CaseRow)
-        .where(CaseRow.case_id == case_id)
-        .options(selectinload(CaseRow.items).selectinload(CaseItemRow.evidence))
-    )
-    if row is None:
-        raise not_found("case", case_id)
-    return row
-
-
-def _summary(row: CaseRow, item_count: int) -> dict[str, Any]:
-    return {
-        "case_id": row.case_id,
-        "reference": row.reference,
-        "title": row.title,
-        "created_at": row.created_at,
-        "created_by": row.created_by,
-        "legal_hold": row.legal_hold,
-        "item_count": item_count,
-    }
-
-
-def _item_out(item: CaseItemRow, evidence: EvidenceRow | None = None) -> CaseItemOut:
-    evidence = evidence or item.evidence
-    return CaseItemOut(
-        evidence_id=item.evidence_id,
-        number=item.number,
-        exhibit_ref=item.exhibit_ref,
-        added_at=item.added_at,
-        added_by=item.added_by,
-        incident_id=evidence.incident_id,
-        camera_id=evidence.camera_id,
-        sealed_at=evidence.sealed_at,
-    )
-
-
-def case_out(row: CaseRow) -> CaseOut:
-    return CaseOut(**_summary(row, len(row.items)), items=[_item_out(i) for i in row.items])
 
 
 @router.post(
@@ -82,7 +50,7 @@ def case_out(row: CaseRow) -> CaseOut:
     summary="Open a case (legal, admin)",
     responses={409: {"description": "the reference is taken (problem details)"}},
 )
-def create_case(session: SessionDep, actor: LegalActorDep, body: CaseIn) -> CaseOut:
+def create_case(session: SessionDep, actor: LawyerDep, body: CaseIn) -> CaseOut:
     if session.scalar(select(CaseRow.case_id).where(CaseRow.reference == body.reference)) is not None:
         raise Problem(409, "Case reference taken", f"a case with reference {body.reference!r} already exists")
     row = CaseRow(
@@ -96,23 +64,17 @@ def create_case(session: SessionDep, actor: LegalActorDep, body: CaseIn) -> Case
     )
     session.add(row)
     session.commit()
-    return CaseOut(**_summary(row, 0), items=[])
+    return case_records.case_out(session, row)
 
 
 @router.get("", response_model=list[CaseSummaryOut], summary="All cases, newest first (legal, admin)")
-def list_cases(session: SessionDep, _actor: LegalActorDep) -> list[CaseSummaryOut]:
-    counts = select(CaseItemRow.case_id, func.count().label("n")).group_by(CaseItemRow.case_id).subquery()
-    rows = session.execute(
-        select(CaseRow, func.coalesce(counts.c.n, 0))
-        .outerjoin(counts, counts.c.case_id == CaseRow.case_id)
-        .order_by(CaseRow.created_at.desc())
-    )
-    return [CaseSummaryOut(**_summary(row, n)) for row, n in rows]
+def list_cases(session: SessionDep, _actor: LawyerDep) -> list[CaseSummaryOut]:
+    return case_records.summaries(session)
 
 
 @router.get("/{case_id}", response_model=CaseOut, summary="One case with its exhibits (legal, admin)")
-def get_case(session: SessionDep, _actor: LegalActorDep, case_id: uuid.UUID) -> CaseOut:
-    return case_out(_case(session, case_id))
+def get_case(session: SessionDep, _actor: LawyerDep, case_id: uuid.UUID) -> CaseOut:
+    return case_records.case_out(session, load_case(session, case_id))
 
 
 @router.post(
@@ -123,55 +85,72 @@ def get_case(session: SessionDep, _actor: LegalActorDep, case_id: uuid.UUID) -> 
     responses={409: {"description": "the item is already in the case (problem details)"}},
 )
 def add_item(
-    session: SessionDep, store: StoreDep, actor: LegalActorDep, case_id: uuid.UUID, body: CaseItemIn
+    session: SessionDep, store: StoreDep, actor: LawyerDep, case_id: uuid.UUID, body: CaseItemIn
 ) -> CaseItemOut:
-    case = _case(session, case_id)
-    evidence = holds.load_evidence(session, body.evidence_id)
+    case = load_case(session, case_id)
+    evidence = case_records.visible_evidence(session, actor, body.evidence_id)
     existing = next((i for i in case.items if i.evidence_id == body.evidence_id), None)
-    if existing is not None:
-        raise Problem(
-            409,
-            "Already in the case",
-            f"evidence {body.evidence_id} is exhibit {existing.exhibit_ref} of case {case.reference}",
-        )
-    reference, held = case.reference, case.legal_hold
-    hold_details = {"scope": "case", "case_id": str(case_id), "case_reference": reference}
-    change = (
-        holds.store_hold(session, store, evidence, True, actor, body.reason or "", hold_details)
-        if held
-        else None
+    if existing is None:
+        added = case_records.add_exhibits(session, store, actor, case, [evidence], body.reason)
+        if added:
+            return added[0]
+        session.expire_all()  # a concurrent request added it first: answer as if it had been first
+        existing = next(i for i in load_case(session, case_id).items if i.evidence_id == body.evidence_id)
+    raise Problem(
+        409,
+        "Already in the case",
+        f"evidence {body.evidence_id} is exhibit {existing.exhibit_ref} of case {case.reference}",
     )
 
-    def work(s: Session) -> CaseItemRow:
-        number = (
-            s.scalar(select(func.max(CaseItemRow.number)).where(CaseItemRow.case_id == case_id)) or 0
-        ) + 1
-        item = CaseItemRow(
-            case_id=case_id,
-            evidence_id=body.evidence_id,
-            number=number,
-            exhibit_ref=f"{reference}/{number:03d}",
-            added_at=datetime.now(UTC),
-            added_by=actor.name,
-        )
-        s.add(item)
-        s.flush()
-        custody.append(
-            s,
-            body.evidence_id,
-            CustodyAction.ADDED_TO_CASE,
-            actor,
-            at=item.added_at,
-            reason=body.reason,
-            details={"case_id": str(case_id), "case_reference": reference, "exhibit_ref": item.exhibit_ref},
-        )
-        if change is not None:
-            hold_reason = body.reason or f"case {reference} is under legal hold"
-            holds.record_hold(s, body.evidence_id, True, actor, hold_reason, change, hold_details)
-        return item
 
-    item = custody.commit_with_retry(session, work)
-    return _item_out(item, evidence)
+@router.post(
+    "/{case_id}/incidents",
+    response_model=list[CaseItemOut],
+    status_code=status.HTTP_201_CREATED,
+    summary="Add every sealed item of an incident not yet in the case as the next exhibits, oldest seal "
+    "first; held too if the case is held (legal, admin)",
+    responses={
+        404: {"description": "no such case, or no such incident (or of a camera the caller may not see)"},
+        409: {"description": "the incident has no sealed evidence yet, or all of it is in the case already"},
+    },
+)
+def add_incident(
+    session: SessionDep, store: StoreDep, actor: LawyerDep, case_id: uuid.UUID, body: CaseIncidentIn
+) -> list[CaseItemOut]:
+    case = load_case(session, case_id)
+    evidence = case_records.incident_evidence(session, actor, case, body.incident_id)
+    return case_records.add_exhibits(session, store, actor, case, evidence, body.reason)
+
+
+@router.post(
+    "/{case_id}/notes",
+    response_model=CaseNoteOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a note to the case (append-only; legal, admin)",
+)
+def add_note(session: SessionDep, actor: LawyerDep, case_id: uuid.UUID, body: CaseNoteIn) -> CaseNoteOut:
+    load_case(session, case_id)
+    return case_records.add_note(session, actor, case_id, body.text)
+
+
+@router.get(
+    "/{case_id}/notes",
+    response_model=list[CaseNoteOut],
+    summary="The case's notes, oldest first (legal, admin)",
+)
+def list_notes(session: SessionDep, _actor: LawyerDep, case_id: uuid.UUID) -> list[CaseNoteOut]:
+    load_case(session, case_id)
+    return case_records.notes(session, case_id)
+
+
+@router.get(
+    "/{case_id}/timeline",
+    response_model=list[TimelineEventOut],
+    summary="What happened, oldest first: alerts, the case opened, exhibits added, holds, exports, shares, "
+    "notes (legal, admin)",
+)
+def get_timeline(session: SessionDep, _actor: LawyerDep, case_id: uuid.UUID) -> list[TimelineEventOut]:
+    return case_records.timeline(session, load_case(session, case_id))
 
 
 @router.put(
@@ -180,10 +159,16 @@ def add_item(
     summary="Place or release the case's legal hold on every exhibit (legal, admin)",
 )
 def put_case_hold(
-    session: SessionDep, store: StoreDep, actor: LegalActorDep, case_id: uuid.UUID, body: CaseHoldIn
+    session: SessionDep, store: StoreDep, actor: LawyerDep, case_id: uuid.UUID, body: CaseHoldIn
 ) -> CaseHoldOut:
-    case = _case(session, case_id)
-    details = {"scope": "case", "case_id": str(case_id), "case_reference": case.reference}
+    case = load_case(session, case_id)
+    # One id for the request's entries on every exhibit's chain: the timeline shows the request once.
+    details = {
+        "scope": "case",
+        "case_id": str(case_id),
+        "case_reference": case.reference,
+        "operation": str(uuid.uuid4()),
+    }
     planned = []
     for item in case.items:
         evidence = holds.load_evidence(session, item.evidence_id)
@@ -216,7 +201,7 @@ def put_case_hold(
 
     results = custody.commit_with_retry(session, work)
     session.expire_all()
-    return CaseHoldOut(case=case_out(_case(session, case_id)), items=results)
+    return CaseHoldOut(case=case_records.case_out(session, load_case(session, case_id)), items=results)
 
 
 def _kept_by(session: Session, case_id: uuid.UUID, evidence_id: uuid.UUID, own_hold: bool) -> list[str]:

@@ -8,13 +8,14 @@ Exports without a recipient are internal copies and not listed. ``contents``
 says what was disclosed: ``full`` footage, or ``redacted`` copies only (master
 and working copy withheld, as the guidance expects for most third parties).
 Oldest first, as a register is read; ``?format=csv`` gives the same rows as a
-spreadsheet.
+spreadsheet (:mod:`api.csv_export`). A list page pages the JSON with ``limit`` and
+``offset`` and reads the number of matching rows from ``X-Total-Count``; without
+``limit`` every row comes back, as before. ``case_id`` keeps one case's disclosures.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -22,9 +23,12 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from api.deps import LegalActorDep, SessionDep
+from api.access import LawyerDep
+from api.csv_export import attachment, to_csv
+from api.deps import SessionDep
 from api.models import ExportRow, ShareRow
-from api.schemas import DisclosureOut
+from api.schemas import MAX_OFFSET
+from api.schemas_legal import DisclosureOut
 
 router = APIRouter(prefix="/api/v1/disclosures", tags=["disclosures"])
 
@@ -45,8 +49,6 @@ CSV_COLUMNS = (
     "revoked_at",
     "uses",
 )
-# A cell starting with one of these is a formula to a spreadsheet (CSV injection): prefixed with '.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _share_row(share: ShareRow) -> DisclosureOut:
@@ -90,11 +92,18 @@ def _export_row(export: ExportRow) -> DisclosureOut:
     )
 
 
-def disclosures(session: Session, since: datetime | None, until: datetime | None) -> list[DisclosureOut]:
+def disclosures(
+    session: Session, since: datetime | None, until: datetime | None, case_id: uuid.UUID | None = None
+) -> list[DisclosureOut]:
     shares = select(ShareRow).options(selectinload(ShareRow.export))
     exports = select(ExportRow).where(
         or_(ExportRow.recipient.is_not(None), ExportRow.organisation.is_not(None))
     )
+    if case_id is not None:
+        shares = shares.join(ExportRow, ExportRow.export_id == ShareRow.export_id).where(
+            ExportRow.case_id == case_id
+        )
+        exports = exports.where(ExportRow.case_id == case_id)
     if since is not None:
         shares, exports = (
             shares.where(ShareRow.created_at >= since),
@@ -111,27 +120,6 @@ def disclosures(session: Session, since: datetime | None, until: datetime | None
     return sorted(rows, key=lambda r: (r.date, r.kind, str(r.share_id or r.export_id)))
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, list):
-        value = "; ".join(str(v) for v in value)
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
-def to_csv(rows: list[DisclosureOut]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        values = row.model_dump()
-        writer.writerow([_cell(values[column]) for column in CSV_COLUMNS])
-    return buffer.getvalue()
-
-
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -142,23 +130,29 @@ def _utc(value: datetime | None) -> datetime | None:
     "",
     response_model=list[DisclosureOut],
     summary="The disclosure log: date, recipient, organisation, reason, what and by whom (legal, admin)",
-    responses={200: {"content": {"text/csv": {}}, "description": "JSON rows, or CSV with ?format=csv"}},
+    responses={
+        200: {
+            "content": {"text/csv": {}},
+            "description": "JSON rows (X-Total-Count: rows matching before limit and offset), or CSV with "
+            "?format=csv (the whole filtered log: limit and offset page the JSON only)",
+        }
+    },
 )
 def get_disclosures(
     session: SessionDep,
-    _actor: LegalActorDep,
+    _actor: LawyerDep,
+    response: Response,
     format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
     since: Annotated[
         datetime | None, Query(description="disclosed at or after, ISO 8601 (UTC if no offset)")
     ] = None,
     until: Annotated[datetime | None, Query(description="disclosed before, ISO 8601")] = None,
+    case_id: Annotated[uuid.UUID | None, Query(description="only disclosures of this case's exports")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=500, description="page size (JSON); all when absent")] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (JSON)")] = 0,
 ) -> Any:
-    rows = disclosures(session, _utc(since), _utc(until))
+    rows = disclosures(session, _utc(since), _utc(until), case_id)
     if format == "csv":
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        return Response(
-            to_csv(rows),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="disclosure-log-{stamp}.csv"'},
-        )
-    return rows
+        return attachment(to_csv((r.model_dump() for r in rows), CSV_COLUMNS), "disclosure-log")
+    response.headers["X-Total-Count"] = str(len(rows))
+    return rows[offset : None if limit is None else offset + limit]
