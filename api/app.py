@@ -28,8 +28,10 @@ from collections.abc import AsyncIterator, Generator
 from datetime import UTC, datetime
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
+from api import openapi
+from api.camera_config import republish_newest
 from api.checkpoints import run_checkpointer
 from api.db import make_engine, make_sessions, run_migrations
 from api.deps import AppContext
@@ -38,6 +40,9 @@ from api.persister import MAX_BACKOFF_S, run_persister
 from api.problems import install_problem_handlers
 from api.redaction_jobs import RedactionRunner, fail_abandoned
 from api.routers import (
+    alerts,
+    api_keys,
+    auth,
     cameras,
     cases,
     custody,
@@ -45,10 +50,14 @@ from api.routers import (
     evidence,
     exports,
     health,
+    incident_actions,
     incidents,
     keys,
+    ops,
     redactions,
     shares,
+    users,
+    webapp,
 )
 from api.shares import SHARED_PATH
 from api.upserts import upsert_cameras
@@ -57,6 +66,29 @@ from cctv.objectstore import make_client
 from evidence_store.signing import load_signer
 
 log = logging.getLogger(__name__)
+
+# Every router the app serves; tests/test_access_matrix.py walks these to prove each route's access rule.
+ROUTERS: tuple[APIRouter, ...] = (
+    incidents.router,
+    incident_actions.router,
+    alerts.router,
+    evidence.router,
+    cases.router,
+    custody.router,
+    redactions.router,
+    exports.router,
+    shares.router,
+    shares.public_router,
+    disclosures.router,
+    keys.router,
+    cameras.router,
+    health.router,
+    ops.router,
+    auth.router,
+    users.router,
+    api_keys.router,
+    webapp.router,
+)
 
 THREAD_JOIN_S = 20.0
 _SHARED_TOKEN = re.compile(re.escape(SHARED_PATH) + r"[^/?\s\"]+")
@@ -87,6 +119,7 @@ def bootstrap_database(context: AppContext) -> None:
         upsert_cameras(session, context.registry, datetime.now(UTC))
     with context.sessions() as session:
         fail_abandoned(session)
+    republish_newest(context.sessions, context.settings.kafka, context.registry)  # never raises
     context.schema_ready.set()
 
 
@@ -170,20 +203,8 @@ def create_app(settings: Settings, registry: CameraRegistry, *, start_persister:
     )
     app.state.context = context
     install_problem_handlers(app)
-    for router in (
-        incidents.router,
-        evidence.router,
-        cases.router,
-        custody.router,
-        redactions.router,
-        exports.router,
-        shares.router,
-        shares.public_router,
-        disclosures.router,
-        keys.router,
-        cameras.router,
-        health.router,
-    ):
+    openapi.install(app)
+    for router in ROUTERS:
         app.include_router(router)
     return app
 
@@ -206,6 +227,8 @@ def run_api(settings: Settings, registry: CameraRegistry, stop: threading.Event)
 
     def watch() -> None:
         stop.wait()
+        # Ends open alert streams first: uvicorn waits for every response to finish before it shuts down.
+        app.state.context.stop.set()
         server.should_exit = True
 
     threading.Thread(target=watch, name="api-stop-watch", daemon=True).start()
