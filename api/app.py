@@ -23,8 +23,11 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
 import threading
-from collections.abc import AsyncIterator, Generator
+import time
+from collections.abc import AsyncIterator, Generator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import uvicorn
@@ -215,6 +218,56 @@ class _ThreadFriendlyServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+@dataclass
+class Serving:
+    """An app under uvicorn in a thread of this process (tests, the benchmark)."""
+
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+
+@contextlib.contextmanager
+def serving(
+    app: FastAPI,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    start_s: float = 60.0,
+    graceful_s: float | None = 3.0,
+) -> Iterator[Serving]:
+    """``app`` on ``host:port`` (0: a free port) until the block ends; its lifespan runs as in `cctv api`.
+
+    ``graceful_s``: how long stopping waits for open responses before cancelling them (None: for
+    ever, which is how a test proves that streams end by themselves).
+    """
+    if port == 0:
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=None if graceful_s is None else int(graceful_s),
+    )
+    server = _ThreadFriendlyServer(config)
+    thread = threading.Thread(target=server.run, name=f"api-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on {host}:{port} within {start_s:.0f}s")
+        time.sleep(0.05)
+    try:
+        yield Serving(f"http://{host}:{port}", server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(30)
 
 
 def run_api(settings: Settings, registry: CameraRegistry, stop: threading.Event) -> None:

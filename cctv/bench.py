@@ -6,7 +6,8 @@ machines are shared and noisy, so ratios travel better than absolute numbers):
 - ingest: frames/s per core to render, encode and hash a simulated camera;
 - detector: frames/s per backend, full frame vs motion crops, and the motion-gate skip ratio;
 - evidence: seal time for an incident window;
-- end to end: alert latency from threshold crossing to the incident in the API (p50/p95).
+- end to end: alert latency from threshold crossing to the incident in the API (p50/p95);
+- api: argon2id per login, authentication per request, alert persisted -> on the live feed.
 The benchmark starts its own local stack on shifted ports in a temporary directory.
 """
 

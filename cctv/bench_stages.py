@@ -171,9 +171,16 @@ def _evidence(pipeline: Any, incident_id: str) -> list[dict[str, Any]]:
     return body
 
 
+def bench_api(settings: Settings, quick: bool) -> list[Result]:
+    from api.bench import bench_api as run
+
+    return run(settings, quick)
+
+
 SECTIONS: list[tuple[str, Section]] = [
     ("ingest", bench_ingest),
     ("detector", bench_detector),
     ("evidence", bench_seal),
     ("e2e", bench_end_to_end),
+    ("api", bench_api),
 ]

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import json
+import socket
 import tarfile
 import threading
 import time
@@ -76,6 +77,14 @@ OPS = bearer("Olu Okafor")
 ADMIN = bearer("Ada Admin")
 CAM2_OPERATOR = {"Authorization": f"Bearer {CAM2_KEY}"}
 DETECTOR = DetectorInfo(backend="hog", model_name="opencv-hog", weights_sha256=None, thresholds={"conf": 0.4})
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server the test starts itself)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def camera_registry() -> CameraRegistry:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import socket
 import threading
 import time
 import uuid
@@ -30,7 +29,7 @@ import sqlalchemy
 import uvicorn
 from fastapi.testclient import TestClient
 
-from api.app import create_app, run_api
+from api.app import create_app, run_api, serving
 from api.db import make_engine, make_sessions, run_migrations
 from api.models import ApiKeyRow
 from api.persister import Persister
@@ -46,6 +45,7 @@ from tests.api_support import (
     T0,
     authorize,
     camera_registry,
+    free_port,
     incident,
     isolated_database,
     seed_keys,
@@ -70,13 +70,6 @@ def feed_settings(tmp_path: Path, db_url: str) -> Settings:
         api=ApiSettings(database_url=db_url, feed_poll_s=0.1),
         evidence=EvidenceSettings(signing_key_path=tmp_path / "keys" / "signing.key"),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -113,21 +106,13 @@ class Served:
 def served(settings: Settings) -> Iterator[Served]:
     app = create_app(settings, camera_registry(), start_persister=False)
     context = app.state.context
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    seed_keys(context.sessions)
-    persister = Persister(context.sessions, None, None, settings.kafka, threading.Event(), context.metrics)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", server, thread, context, persister)
-    finally:
-        server.should_exit = True
-        thread.join(STOP_DEADLINE_S)
+    # graceful_s None: stopping waits for every open stream, so the stop tests prove streams end themselves
+    with serving(app, graceful_s=None) as server:
+        seed_keys(context.sessions)
+        persister = Persister(
+            context.sessions, None, None, settings.kafka, threading.Event(), context.metrics
+        )
+        yield Served(server.url, server.server, server.thread, context, persister)
 
 
 @dataclass

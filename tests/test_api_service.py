@@ -30,6 +30,7 @@ from tests.api_support import (
     camera_registry,
     dead_letters,
     drain,
+    free_port,
     incident,
     isolated_database,
     lifecycle,
@@ -258,11 +259,7 @@ def test_run_api_persists_in_the_background_and_stops(
     settings: Settings, tmp_path: Path, unique: str
 ) -> None:
     """`cctv api` as deployed: uvicorn + start_persister=True, a real HTTP port, stopped by the event."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     base = with_database(settings, f"sqlite:///{tmp_path / 'cctv.db'}", group_id=f"api-{unique}")
     served = base.model_copy(update={"api": base.api.model_copy(update={"port": port})})
     ensure_topics(served.kafka)

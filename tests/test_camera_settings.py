@@ -8,7 +8,6 @@ and the detector that is already running uses the new zone from its next frames.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 import uuid
@@ -53,6 +52,7 @@ from tests.api_support import (
     OPS,
     api_under_test,
     authorize,
+    free_port,
     isolated_database,
     status,
     with_database,
@@ -239,19 +239,11 @@ def test_settings_are_versioned_validated_published_and_only_ops_edit(
         assert client.get("/api/v1/cameras/nope/settings", headers=OPS).status_code == 404
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_version_not_published_stays_stored_and_is_published_when_the_api_starts(
     settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     down = settings.model_copy(
-        update={
-            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{closed_port()}"})
-        }
+        update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{free_port()}"})}
     )
     edit = {"settings": {"zones": [BENCH]}, "reason": "bench added"}
     with isolated_database("sqlite", tmp_path, request) as url:

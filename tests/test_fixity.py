@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import logging
-import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from api.models import CustodyCheckpointRow, EvidenceArtifactRow, ExportRow, Red
 from cctv import cli
 from cctv.config import Settings
 from cctv.objectstore import make_client
-from tests.api_support import LEGAL, ApiUnderTest, api_under_test, custody_chain, seal_sim
+from tests.api_support import LEGAL, ApiUnderTest, api_under_test, custody_chain, free_port, seal_sim
 
 pytestmark = pytest.mark.service
 
@@ -326,9 +325,7 @@ def test_fixity_covers_export_bundles_redactions_and_checkpoints(
 
 def _unreachable_store(settings: Settings) -> Minio:
     """A client of a port nothing listens on (no retries: the outage is reported at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     return Minio(
         f"127.0.0.1:{port}",
         access_key=settings.s3.access_key,

@@ -6,7 +6,6 @@ points the app at a closed port; the panels are compared with the /metrics text.
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from tests.api_support import (
     OPS,
     ApiUnderTest,
     api_under_test,
+    free_port,
     isolated_database,
     lifecycle,
     status,
@@ -136,9 +136,7 @@ def test_lag_per_group_workers_and_cameras(api: ApiUnderTest) -> None:
 def test_broker_down_is_reported_not_raised(
     settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    with socket.socket() as probe:  # a port nothing listens on once the socket is closed
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = free_port()  # nothing listens on it
     down = settings.model_copy(
         update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{closed}"})}
     )

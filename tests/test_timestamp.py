@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from evidence_store.timestamp import (
     request_token,
     verify_token,
 )
+from tests.api_support import free_port
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(
@@ -215,10 +215,7 @@ def test_signed_data_that_is_not_a_timestamp(tsa: LocalTsa, tmp_path: Path) -> N
 
 
 def test_closed_port_names_the_url() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/tsa"
+    url = f"http://127.0.0.1:{free_port()}/tsa"
     with pytest.raises(TimestampError, match=f"TSA {url} unreachable"):
         request_token(url, DIGEST, timeout_s=2)
 

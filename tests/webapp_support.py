@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ import numpy as np
 import pytest
 
 from api import auth
-from api.app import _ThreadFriendlyServer, create_app
+from api.app import create_app, serving
 from api.models import IncidentRow
 from api.persister import Persister
 from cctv.config import Settings
@@ -65,14 +63,6 @@ USERS = {
     "omar": ("Omar Ops", ActorRole.OPS),
     "ada": ("Ada Admin", ActorRole.ADMIN),
 }
-STARTUP_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def snapshot_jpeg(label: str, shade: int = 70) -> bytes:
@@ -163,42 +153,21 @@ def create_users(context: Any, settings: Settings) -> None:
 @contextlib.contextmanager
 def served_app(settings: Settings, url: str) -> Iterator[ServedApp]:
     """The real app under uvicorn on 127.0.0.1:<free port> until the block ends."""
-    import uvicorn
-
     settings = with_database(settings, url)
     app = create_app(settings, camera_registry(), start_persister=False)
     context = app.state.context
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        lifespan="on",
-        timeout_graceful_shutdown=3,
-    )
-    server = _ThreadFriendlyServer(config)
-    thread = threading.Thread(target=server.run, name=f"webapp-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_S
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
+    with serving(app) as server:
         assert context.schema_ready.is_set(), "the database was not migrated at start-up"
         seed_keys(context.sessions)
         create_users(context, settings)
         persister = Persister(
             context.sessions, None, None, settings.kafka, threading.Event(), context.metrics
         )
-        served = ServedApp(f"http://127.0.0.1:{port}", settings, context, persister)
+        served = ServedApp(server.url, settings, context, persister)
         try:
             yield served
         finally:
             served.client.close()
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 # --------------------------------------------------------------------------- the browser
