@@ -40,16 +40,9 @@ from api.models import CameraConfigRow
 from api.problems import Problem
 from api.schemas import In, Reason
 from cctv.bus import ensure_topics, make_consumer, make_producer, send, worker_name
-from cctv.config import (
-    CAMERA_SETTINGS,
-    Camera,
-    CameraRegistry,
-    ClassifierRuleConfig,
-    KafkaSettings,
-    TamperRuleConfig,
-    Zone,
-)
+from cctv.config import CAMERA_SETTINGS, Camera, CameraRegistry, KafkaSettings
 from cctv.contracts import CameraSettingsChanged, ContractError, FrameMessage, decode
+from cctv.rule_config import ClassifierRuleConfig, TamperRuleConfig, Zone
 
 log = logging.getLogger(__name__)
 

@@ -63,8 +63,8 @@ from uuid import UUID
 import cv2
 import numpy as np
 
-from cctv.config import AreaChangeRuleConfig, Zone
 from cctv.contracts import IncidentEvent, incident_id_for
+from cctv.rule_config import AreaChangeRuleConfig, Zone
 from detector.detections import Detections, Region
 from detector.events import FramePosition, FrameRing, RuleEvent, frame_span
 from detector.zones import polygon_pixels

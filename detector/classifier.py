@@ -42,8 +42,8 @@ from uuid import UUID
 
 import numpy as np
 
-from cctv.config import ClassifierRuleConfig
 from cctv.contracts import DetectorInfo, IncidentEvent, incident_id_for
+from cctv.rule_config import ClassifierRuleConfig
 from detector.backends.base import DetectorConfigError
 from detector.detections import RawBoxes, Region
 from detector.events import FramePosition, FrameRing, RuleEvent, frame_span

@@ -34,7 +34,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from cctv.config import LoiteringRuleConfig, Zone
+from cctv.rule_config import LoiteringRuleConfig, Zone
 from detector.evaluation import Box, FrameMap, FrameObjects, assign, iou_matrix
 from detector.zones import points_in_polygon
 from ingest.frames import FrameSampler

@@ -23,8 +23,9 @@ from statistics import mean, median
 
 import numpy as np
 
-from cctv.config import Camera, CameraRegistry, Zone
+from cctv.config import Camera, CameraRegistry
 from cctv.contracts import IncidentEvent, IncidentMessage
+from cctv.rule_config import Zone
 from detector.backends import DetectorConfigError, make_backend
 from detector.detections import Detections
 from detector.evaluation import Box, FrameMap, FrameObjects, parse_mot

@@ -58,8 +58,8 @@ from uuid import UUID
 
 import numpy as np
 
-from cctv.config import LoiteringRuleConfig, Zone
 from cctv.contracts import IncidentEvent, incident_id_for
+from cctv.rule_config import LoiteringRuleConfig, Zone
 from detector.appearance import RunningAppearance, similarity
 from detector.detections import Detections
 from detector.events import FramePosition, FrameRing, RuleEvent, frame_span

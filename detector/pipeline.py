@@ -25,8 +25,9 @@ from datetime import datetime
 import cv2
 import numpy as np
 
-from cctv.config import Camera, CameraRegistry, DetectorSettings, TamperRuleConfig, Zone
+from cctv.config import Camera, CameraRegistry, DetectorSettings
 from cctv.contracts import Box, FrameMessage, IncidentMessage
+from cctv.rule_config import TamperRuleConfig, Zone
 from detector.appearance import describe
 from detector.area_change import AreaChangeRule
 from detector.backends import make_classifier

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from cctv.config import Zone
+from cctv.rule_config import Zone
 from detector.detections import Detections, Region
 from detector.zones import polygon_pixels
 

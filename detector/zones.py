@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from cctv.config import ActiveHours
+from cctv.rule_config import ActiveHours
 
 LONDON = ZoneInfo("Europe/London")
 

@@ -30,7 +30,7 @@ from api.custody import read_chain
 from api.models import ApiKeyRow
 from api.persister import Persister
 from cctv.bus import send
-from cctv.config import ApiSettings, Camera, CameraRegistry, EvidenceSettings, Settings, Zone
+from cctv.config import ApiSettings, Camera, CameraRegistry, EvidenceSettings, Settings
 from cctv.contracts import (
     ArtifactKind,
     Box,
@@ -47,6 +47,7 @@ from cctv.contracts import (
     decode,
 )
 from cctv.objectstore import ensure_evidence_bucket, make_client
+from cctv.rule_config import Zone
 from evidence_store.custody import ActorRole, CustodyEntry
 from evidence_store.package import CameraInfo, EvidencePackage, build_package
 from evidence_store.store import EvidenceStore, retain_until_for

@@ -28,16 +28,9 @@ from api.app import create_app
 from api.camera_config import frame_partition
 from api.models import CameraConfigRow
 from cctv.bus import DeadLetterSink, ensure_topics, make_consumer, make_producer, send
-from cctv.config import (
-    Camera,
-    CameraRegistry,
-    ClassifierRuleConfig,
-    DetectorSettings,
-    KafkaSettings,
-    Settings,
-    Zone,
-)
+from cctv.config import Camera, CameraRegistry, DetectorSettings, KafkaSettings, Settings
 from cctv.contracts import CameraSettingsChanged, IncidentEvent, IncidentMessage, decode
+from cctv.rule_config import ClassifierRuleConfig, Zone
 from detector.backends import HogBackend
 from detector.backends.base import DetectorConfigError
 from detector.camera_settings import CameraSettingsFeed

@@ -29,15 +29,9 @@ import torch
 import yaml
 from pydantic import ValidationError
 
-from cctv.config import (
-    Camera,
-    CameraRegistry,
-    ClassifierModelSettings,
-    ClassifierRuleConfig,
-    DetectorSettings,
-    Settings,
-)
+from cctv.config import Camera, CameraRegistry, ClassifierModelSettings, DetectorSettings, Settings
 from cctv.contracts import DetectorInfo, IncidentEvent, IncidentMessage
+from cctv.rule_config import ClassifierRuleConfig
 from detector.backends import (
     BACKENDS,
     DetectorBackend,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, time, timedelta
 import numpy as np
 import pytest
 
-from cctv.config import ActiveHours, LoiteringRuleConfig, Zone, ZoneRules
 from cctv.contracts import IncidentEvent
+from cctv.rule_config import ActiveHours, LoiteringRuleConfig, Zone, ZoneRules
 from detector.detections import Detections
 from detector.events import FramePosition, RuleEvent
 from detector.loitering import LoiteringRule

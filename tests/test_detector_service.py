@@ -14,16 +14,9 @@ import pytest
 from kafka import TopicPartition
 
 from cctv.bus import ensure_topics, make_consumer, make_producer, send
-from cctv.config import (
-    Camera,
-    CameraRegistry,
-    DetectorSettings,
-    LoiteringRuleConfig,
-    Settings,
-    Zone,
-    ZoneRules,
-)
+from cctv.config import Camera, CameraRegistry, DetectorSettings, Settings
 from cctv.contracts import DeadLetter, IncidentEvent, IncidentMessage, decode
+from cctv.rule_config import LoiteringRuleConfig, Zone, ZoneRules
 from detector.worker import run_detector
 from ingest.sim import scene_from_url, scripted_frames
 

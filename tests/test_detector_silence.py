@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from cctv.config import Camera, CameraRegistry, DetectorSettings, LoiteringRuleConfig, Zone, ZoneRules
+from cctv.config import Camera, CameraRegistry, DetectorSettings
 from cctv.contracts import FrameMessage, IncidentEvent, IncidentMessage
+from cctv.rule_config import LoiteringRuleConfig, Zone, ZoneRules
 from detector.backends.hog import HogBackend
 from detector.pipeline import DetectorPipeline, FrameInput
 from ingest.sim import scripted_frames

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cctv.config import LoiteringRuleConfig, Zone, ZoneRules
+from cctv.rule_config import LoiteringRuleConfig, Zone, ZoneRules
 from detector.evaluation import Box, FrameObjects, parse_mot
 from detector.evaluation_loitering import (
     DEFAULT_THRESHOLDS,

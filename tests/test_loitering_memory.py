@@ -16,8 +16,8 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from cctv.config import LoiteringRuleConfig, Zone, ZoneRules
 from cctv.contracts import IncidentEvent
+from cctv.rule_config import LoiteringRuleConfig, Zone, ZoneRules
 from detector.detections import Detections
 from detector.events import FramePosition, RuleEvent
 from detector.loitering import LoiteringRule

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from cctv.config import Camera, CameraRegistry, DetectorSettings, LoiteringRuleConfig, Zone, ZoneRules
+from cctv.config import Camera, CameraRegistry, DetectorSettings
 from cctv.contracts import IncidentEvent
+from cctv.rule_config import LoiteringRuleConfig, Zone, ZoneRules
 from detector.appearance import DESCRIPTOR_SIZE, RunningAppearance, describe, similarity, usable
 from detector.backends.hog import HogBackend
 from detector.detections import Detections, RawBoxes

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cctv.config import AreaChangeRuleConfig, ObjectRemovedRuleConfig, TamperRuleConfig, Zone, ZoneRules
 from cctv.contracts import IncidentEvent
+from cctv.rule_config import AreaChangeRuleConfig, ObjectRemovedRuleConfig, TamperRuleConfig, Zone, ZoneRules
 from detector.area_change import AreaChangeRule
 from detector.detections import Detections, Region
 from detector.events import FramePosition, RuleEvent
