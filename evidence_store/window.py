@@ -268,7 +268,13 @@ class WindowReader:
                 if record.key == camera_key and collector.add(record):
                     complete, reason = True, f"post-roll reached at offset {record.offset}"
                     break
-            if complete or records:
+            if complete:
+                continue
+            if records:
+                # Still arriving: read_timeout_s counts from the last time there was nothing to read, so a
+                # camera whose frames trickle in (or a broker whose end offset lags, as Tansu's does) is
+                # read to its post-roll instead of being cut short.
+                caught_up_at = None
                 continue
             if self.consumer.position(tp) >= self.consumer.end_offsets([tp])[tp]:
                 now = time.monotonic()

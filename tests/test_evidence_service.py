@@ -386,6 +386,54 @@ def test_camera_that_died_is_sealed_with_what_exists_after_the_read_timeout(
     assert manifest["camera"]["name"] == "cam-gone" and manifest["camera"]["in_registry"] is False
 
 
+def test_a_window_still_arriving_slowly_is_read_to_its_post_roll(evidence_settings: Settings) -> None:
+    """Frames that trickle in (each gap longer than a poll, all of them far longer than read_timeout_s)
+    keep the reader waiting: read_timeout_s counts from the last time there was nothing to read."""
+    settings = evidence_settings
+    count, post, gap_s, upfront = 20, 2, 0.8, 14
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    step = timedelta(seconds=1 / FPS)
+    frames = [make_frame("cam-a", seq, t0 + seq * step) for seq in range(count + post)]
+    offsets = produce_frames(settings, frames[:upfront])
+    started = t0 + timedelta(seconds=settings.evidence.pre_roll_s)
+    ended = t0 + (count - 1) * step + step / 2 - timedelta(seconds=settings.evidence.post_roll_s)
+    incident = IncidentMessage(
+        incident_id=uuid.uuid4(),
+        event=IncidentEvent.CLOSED,
+        camera_id="cam-a",
+        rule="loitering",
+        zone_id="doorway",
+        track_ids=(7,),
+        started_at=started,
+        threshold_at=started + timedelta(seconds=1),
+        event_at=ended,
+        ended_at=ended,
+        dwell_s=(ended - started).total_seconds(),
+        summary="person loitered in Shop doorway",
+        frames=FrameSpan(partition=0, start_offset=offsets[0], end_offset=offsets[-1]),
+        detector=DetectorInfo(
+            backend="hog", model_name="opencv-hog-people", weights_sha256=None, thresholds={}
+        ),
+    )
+
+    def trickle() -> None:
+        for frame in frames[upfront:]:
+            time.sleep(gap_s)
+            produce_frames(settings, [frame])
+
+    assert (len(frames) - upfront) * gap_s > 2 * settings.evidence.read_timeout_s
+    sender = threading.Thread(target=trickle, daemon=True)
+    consumer = make_consumer(settings.kafka, "test-window", None)
+    try:
+        sender.start()
+        window = WindowReader(consumer, settings.kafka.frames_topic, settings.evidence).read(incident)
+    finally:
+        sender.join(30)
+        consumer.close()
+    assert window.complete, window.end_reason
+    assert [f.frame.seq for f in window.frames] == list(range(count))
+
+
 def committed_offsets(admin: KafkaAdminClient, group: str) -> list[int]:
     offsets = admin.list_group_offsets(group).get(group, {})
     return sorted(o.offset for o in offsets.values() if o.offset >= 0)
