@@ -48,6 +48,10 @@ class AuthError(ValueError):
     """A request the auth layer refuses; the message is safe to show the caller."""
 
 
+class AlreadyExists(AuthError):
+    """The username or key name is taken (a conflict, not an invalid request)."""
+
+
 class LoginFailed(AuthError):
     pass
 
@@ -136,7 +140,7 @@ def create_user(
         raise AuthError(f"role must be one of {', '.join(sorted(r.value for r in PERSON_ROLES))}")
     check_password_policy(password, settings)
     if session.scalar(select(UserRow).where(UserRow.username == name)) is not None:
-        raise AuthError(f"user {name!r} already exists")
+        raise AlreadyExists(f"user {name!r} already exists")
     row = UserRow(
         user_id=uuid.uuid4(),
         username=name,
@@ -321,7 +325,7 @@ def create_api_key(
     if not clean or len(clean) > 200 or not clean.isprintable():
         raise AuthError("a key's name is 1-200 printable characters")
     if session.scalar(select(ApiKeyRow).where(ApiKeyRow.name == clean)) is not None:
-        raise AuthError(f"an API key named {clean!r} already exists")
+        raise AlreadyExists(f"an API key named {clean!r} already exists")
     token = secret or KEY_PREFIX + secrets.token_urlsafe(32)
     if not token.startswith(KEY_PREFIX) or len(token) < len(KEY_PREFIX) + 32:
         raise AuthError(f"an API key starts with {KEY_PREFIX} and has at least 32 more characters")

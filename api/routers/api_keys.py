@@ -45,7 +45,7 @@ def create_key(session: SessionDep, now: NowDep, admin: AdminDep, body: ApiKeyIn
             expires_at=body.expires_at,
         )
     except auth.AuthError as exc:
-        code = 409 if "already exists" in str(exc) else 422
+        code = 409 if isinstance(exc, auth.AlreadyExists) else 422
         raise Problem(code, "Key refused", str(exc)) from None
     session.commit()
     return ApiKeyCreatedOut(**ApiKeyOut.model_validate(row).model_dump(), key=issued.token)

@@ -66,7 +66,7 @@ def create_user(
             now=now,
         )
     except auth.AuthError as exc:
-        code = 409 if "already exists" in str(exc) else 422
+        code = 409 if isinstance(exc, auth.AlreadyExists) else 422
         raise Problem(code, "Account refused", str(exc)) from None
     session.commit()
     return UserOut.model_validate(row)
