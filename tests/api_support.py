@@ -124,6 +124,15 @@ def isolated_database(kind: str, tmp_path: Path, request: pytest.FixtureRequest)
         admin.dispose()
 
 
+def local_settings(tmp_path: Path, db_url: str, **api: Any) -> Settings:
+    """Settings of an API on ``db_url`` with its own signing key, for tests that need no broker or store."""
+    return Settings(
+        data_dir=tmp_path,
+        api=ApiSettings(database_url=db_url, **api),
+        evidence=EvidenceSettings(signing_key_path=tmp_path / "keys" / "signing.key"),
+    )
+
+
 def with_database(settings: Settings, url: str, group_id: str | None = None) -> Settings:
     """``settings`` on database ``url``, with a signing key of its own under ``data_dir`` (the API signs)."""
     api = ApiSettings(
@@ -171,6 +180,15 @@ def incident(
         snapshot_jpeg=snapshot,
         detector=DETECTOR,
     )
+
+
+def open_alert(persister: Persister, camera_id: str = "cam1", threshold_at: datetime = T0) -> uuid.UUID:
+    """A new alert, persisted as the persister would from the detector's OPENED message."""
+    incident_id = uuid.uuid4()
+    persister.persist(
+        [incident(incident_id, IncidentEvent.OPENED, camera_id=camera_id, threshold_at=threshold_at)]
+    )
+    return incident_id
 
 
 def lifecycle(incident_id: uuid.UUID, threshold_at: datetime = T0, **kw: object) -> list[IncidentMessage]:

@@ -56,13 +56,13 @@ def app_client(tmp_path_factory: pytest.TempPathFactory, stack: Any) -> Iterator
         yield client
 
 
-def routes(_client: TestClient) -> list[APIRoute]:
+def routes() -> list[APIRoute]:
     return [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
 
 
 def test_the_walk_covers_every_operation_the_app_publishes(app_client: TestClient) -> None:
     """Nothing is served outside ROUTERS: every operation of the OpenAPI spec is a walked route."""
-    walked = {(m.lower(), r.path) for r in routes(app_client) for m in r.methods}
+    walked = {(m.lower(), r.path) for r in routes() for m in r.methods}
     spec = app_client.get("/openapi.json").json()
     published = {(method, path) for path, ops in spec["paths"].items() for method in ops}
     assert published - walked == set()
@@ -71,17 +71,17 @@ def test_the_walk_covers_every_operation_the_app_publishes(app_client: TestClien
 
 def test_every_route_declares_exactly_one_access_rule(app_client: TestClient) -> None:
     undeclared = []
-    for route in routes(app_client):
+    for route in routes():
         found = declarations(route)
         if len(found) != 1:
             undeclared.append(f"{sorted(route.methods)} {route.path}: {found}")
     assert not undeclared, "routes without exactly one Access/public declaration:\n" + "\n".join(undeclared)
     # the matrix below must really exercise protected routes
-    assert sum(isinstance(declarations(r)[0], Access) for r in routes(app_client)) >= 40
+    assert sum(isinstance(declarations(r)[0], Access) for r in routes()) >= 40
 
 
-def matrix(client: TestClient) -> Iterator[tuple[str, str, Access]]:
-    for route in routes(client):
+def matrix() -> Iterator[tuple[str, str, Access]]:
+    for route in routes():
         (rule,) = declarations(route)
         if isinstance(rule, Access):
             for method in sorted(route.methods - {"HEAD"}):
@@ -92,7 +92,7 @@ def test_protected_routes_answer_401_without_credentials_and_403_to_other_roles(
     app_client: TestClient, tmp_path: Path
 ) -> None:
     checked = 0
-    for method, path, rule in matrix(app_client):
+    for method, path, rule in matrix():
         url = concrete(path)
         anonymous = app_client.request(method, url)
         assert anonymous.status_code == 401, f"{method} {path} without credentials: {anonymous.status_code}"
@@ -116,7 +116,7 @@ def test_protected_routes_answer_401_without_credentials_and_403_to_other_roles(
 
 
 def test_public_routes_need_no_credentials(app_client: TestClient) -> None:
-    for route in routes(app_client):
+    for route in routes():
         (rule,) = declarations(route)
         if rule is public:
             for method in route.methods - {"HEAD"}:

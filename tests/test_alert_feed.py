@@ -34,7 +34,7 @@ from api.db import make_engine, make_sessions, run_migrations
 from api.models import ApiKeyRow
 from api.persister import Persister
 from api.routers.alerts import KEEPALIVE_S
-from cctv.config import ApiSettings, EvidenceSettings, Settings
+from cctv.config import Settings
 from cctv.contracts import IncidentEvent
 from tests.api_support import (
     CAM2_KEY_NAME,
@@ -48,6 +48,8 @@ from tests.api_support import (
     free_port,
     incident,
     isolated_database,
+    local_settings,
+    open_alert,
     seed_keys,
     with_database,
 )
@@ -64,14 +66,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def feed_settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        api=ApiSettings(database_url=db_url, feed_poll_s=0.1),
-        evidence=EvidenceSettings(signing_key_path=tmp_path / "keys" / "signing.key"),
-    )
-
-
 @dataclass
 class Served:
     url: str
@@ -81,11 +75,7 @@ class Served:
     persister: Persister
 
     def opened(self, camera_id: str = "cam1", threshold_at: datetime = T0) -> uuid.UUID:
-        incident_id = uuid.uuid4()
-        self.persister.persist(
-            [incident(incident_id, IncidentEvent.OPENED, camera_id=camera_id, threshold_at=threshold_at)]
-        )
-        return incident_id
+        return open_alert(self.persister, camera_id, threshold_at)
 
     def act(self, incident_id: uuid.UUID, headers: dict[str, str] = OPERATOR, **body: Any) -> dict[str, Any]:
         response = httpx.post(
@@ -177,7 +167,7 @@ def stream(url: str, headers: dict[str, str], read_s: float = READ_TIMEOUT_S) ->
 
 @pytest.fixture
 def app_served(db_url: str, tmp_path: Path) -> Iterator[Served]:
-    with served(feed_settings(tmp_path, db_url)) as under_test:
+    with served(local_settings(tmp_path, db_url, feed_poll_s=0.1)) as under_test:
         yield under_test
 
 
@@ -271,7 +261,7 @@ def test_a_revoked_key_ends_its_stream(app_served: Served) -> None:
 
 
 def test_json_snapshot_is_active_visible_newest_first_and_capped(db_url: str, tmp_path: Path) -> None:
-    settings = feed_settings(tmp_path, db_url)
+    settings = local_settings(tmp_path, db_url, feed_poll_s=0.1)
     app = create_app(settings, camera_registry(), start_persister=False)
     context = app.state.context
     with TestClient(app) as client:

@@ -27,7 +27,6 @@ from api.app import create_app
 from api.db import alembic_config, make_engine, run_migrations
 from api.models import Base, CameraRow, IncidentEventRow
 from api.persister import Persister
-from cctv.config import ApiSettings, EvidenceSettings, Settings
 from cctv.contracts import Box, IncidentEvent
 from evidence_store.custody import verify_chain
 from tests.api_support import (
@@ -39,6 +38,7 @@ from tests.api_support import (
     isolated_database,
     jpeg,
     lifecycle,
+    local_settings,
     sealed_metadata,
     status,
 )
@@ -54,11 +54,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def client_and_persister(db_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Persister]]:
-    settings = Settings(
-        data_dir=tmp_path,
-        api=ApiSettings(database_url=db_url, camera_heartbeat_s=10),
-        evidence=EvidenceSettings(signing_key_path=tmp_path / "keys" / "signing.key"),
-    )
+    settings = local_settings(tmp_path, db_url, camera_heartbeat_s=10)
     app = create_app(settings, camera_registry(), start_persister=False)
     context = app.state.context
     with TestClient(app) as client:

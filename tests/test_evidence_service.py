@@ -102,6 +102,34 @@ class Scenario:
     incident: IncidentMessage
 
 
+def closed_incident(
+    settings: Settings, camera: str, t0: datetime, count: int, frames: FrameSpan
+) -> IncidentMessage:
+    """The closed incident whose evidence window holds exactly frames 0..count-1 of ``camera`` (one every
+    1/FPS s from ``t0``): the pre-roll before its start, the post-roll after its end."""
+    step = timedelta(seconds=1 / FPS)
+    started = t0 + timedelta(seconds=settings.evidence.pre_roll_s)
+    ended = t0 + (count - 1) * step + step / 2 - timedelta(seconds=settings.evidence.post_roll_s)
+    return IncidentMessage(
+        incident_id=uuid.uuid4(),
+        event=IncidentEvent.CLOSED,
+        camera_id=camera,
+        rule="loitering",
+        zone_id="doorway",
+        track_ids=(7,),
+        started_at=started,
+        threshold_at=started + timedelta(seconds=1),
+        event_at=ended,
+        ended_at=ended,
+        dwell_s=(ended - started).total_seconds(),
+        summary="person loitered in Shop doorway",
+        frames=frames,
+        detector=DetectorInfo(
+            backend="hog", model_name="opencv-hog-people", weights_sha256=None, thresholds={"confidence": 0.4}
+        ),
+    )
+
+
 def interleaved_scenario(
     settings: Settings,
     *,
@@ -131,27 +159,8 @@ def interleaved_scenario(
             )
         frames.append(make_frame("cam-b", seq, t0 + seq * step + step / 2, width=width, height=height))
     offsets = produce_frames(settings, frames)
-    pre, post = settings.evidence.pre_roll_s, settings.evidence.post_roll_s
-    started = t0 + timedelta(seconds=pre)
-    ended = t0 + (count - 1) * step + step / 2 - timedelta(seconds=post)  # last window frame = count - 1
-    incident = IncidentMessage(
-        incident_id=uuid.uuid4(),
-        event=IncidentEvent.CLOSED,
-        camera_id=camera,
-        rule="loitering",
-        zone_id="doorway",
-        track_ids=(7,),
-        started_at=started,
-        threshold_at=started + timedelta(seconds=1),
-        event_at=ended,
-        ended_at=ended,
-        dwell_s=(ended - started).total_seconds(),
-        summary="person loitered in Shop doorway",
-        frames=FrameSpan(partition=0, start_offset=offsets[0], end_offset=offsets[2 * count - 1]),
-        detector=DetectorInfo(
-            backend="hog", model_name="opencv-hog-people", weights_sha256=None, thresholds={"confidence": 0.4}
-        ),
-    )
+    span = FrameSpan(partition=0, start_offset=offsets[0], end_offset=offsets[2 * count - 1])
+    incident = closed_incident(settings, camera, t0, count, span)
     in_window = [f for f in frames if f.camera_id == camera and f.seq < count and f.seq not in bad_hash_seqs]
     return Scenario(in_window, incident)
 
@@ -395,26 +404,8 @@ def test_a_window_still_arriving_slowly_is_read_to_its_post_roll(evidence_settin
     step = timedelta(seconds=1 / FPS)
     frames = [make_frame("cam-a", seq, t0 + seq * step) for seq in range(count + post)]
     offsets = produce_frames(settings, frames[:upfront])
-    started = t0 + timedelta(seconds=settings.evidence.pre_roll_s)
-    ended = t0 + (count - 1) * step + step / 2 - timedelta(seconds=settings.evidence.post_roll_s)
-    incident = IncidentMessage(
-        incident_id=uuid.uuid4(),
-        event=IncidentEvent.CLOSED,
-        camera_id="cam-a",
-        rule="loitering",
-        zone_id="doorway",
-        track_ids=(7,),
-        started_at=started,
-        threshold_at=started + timedelta(seconds=1),
-        event_at=ended,
-        ended_at=ended,
-        dwell_s=(ended - started).total_seconds(),
-        summary="person loitered in Shop doorway",
-        frames=FrameSpan(partition=0, start_offset=offsets[0], end_offset=offsets[-1]),
-        detector=DetectorInfo(
-            backend="hog", model_name="opencv-hog-people", weights_sha256=None, thresholds={}
-        ),
-    )
+    span = FrameSpan(partition=0, start_offset=offsets[0], end_offset=offsets[-1])
+    incident = closed_incident(settings, "cam-a", t0, count, span)
 
     def trickle() -> None:
         for frame in frames[upfront:]:

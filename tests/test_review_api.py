@@ -21,7 +21,7 @@ from api.models import REVIEW_STATUSES
 from api.persister import Persister
 from api.review import TRANSITIONS
 from api.schemas import ReviewStatus
-from cctv.config import ApiSettings, AuthSettings, EvidenceSettings, Settings
+from cctv.config import AuthSettings
 from cctv.contracts import IncidentEvent
 from evidence_store.custody import ActorRole
 from tests.api_support import (
@@ -36,6 +36,8 @@ from tests.api_support import (
     incident,
     isolated_database,
     lifecycle,
+    local_settings,
+    open_alert,
     sealed_metadata,
 )
 
@@ -64,19 +66,7 @@ class Review:
         return result
 
     def opened(self, camera_id: str = "cam1", threshold_at: datetime = T0) -> uuid.UUID:
-        incident_id = uuid.uuid4()
-        self.persister.persist(
-            [incident(incident_id, IncidentEvent.OPENED, camera_id=camera_id, threshold_at=threshold_at)]
-        )
-        return incident_id
-
-
-def review_settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        api=ApiSettings(database_url=db_url, feed_poll_s=0.1),
-        evidence=EvidenceSettings(signing_key_path=tmp_path / "keys" / "signing.key"),
-    )
+        return open_alert(self.persister, camera_id, threshold_at)
 
 
 def seed_review_principals(context: Any) -> None:
@@ -106,7 +96,7 @@ def seed_review_principals(context: Any) -> None:
 def api(db_url: str, tmp_path: Path) -> Iterator[Review]:
     from api.app import create_app
 
-    settings = review_settings(tmp_path, db_url)
+    settings = local_settings(tmp_path, db_url, feed_poll_s=0.1)
     app = create_app(settings, camera_registry(), start_persister=False)
     context = app.state.context
     with TestClient(app) as client:
