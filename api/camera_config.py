@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.models import CameraConfigRow
 from api.problems import Problem
 from api.schemas import In, Reason
-from cctv.bus import ensure_topics, make_consumer, make_producer, send, worker_name
+from cctv.bus import ensure_topics, fetched_end_offsets, make_consumer, make_producer, send, worker_name
 from cctv.config import CAMERA_SETTINGS, Camera, CameraRegistry, KafkaSettings
 from cctv.contracts import CameraSettingsChanged, ContractError, FrameMessage, decode
 from cctv.rule_config import ClassifierRuleConfig, TamperRuleConfig, Zone
@@ -253,7 +253,11 @@ def newest_frame(kafka: KafkaSettings, camera_id: str) -> FrameMessage | None:
         consumer.assign([tp])
         deadline = time.monotonic() + FRAME_READ_TIMEOUT_S
         first = consumer.beginning_offsets([tp])[tp]
-        end = _end_offset(consumer, tp, first, deadline)
+        # Tansu answers ListOffsets(latest) with a wrong offset: the end comes from a fetch's watermark.
+        ends, _unconfirmed = fetched_end_offsets(
+            consumer, {tp: first}, deadline - time.monotonic(), int(FRAME_READ_TIMEOUT_S * 1000)
+        )
+        end = ends[tp]
         floor, upper, window = max(first, end - FRAME_SCAN_MAX), end, FRAME_SCAN_FIRST
         while upper > floor:
             lower = max(floor, upper - window)
@@ -270,16 +274,6 @@ def newest_frame(kafka: KafkaSettings, camera_id: str) -> FrameMessage | None:
         return None
     finally:
         consumer.close(autocommit=False)
-
-
-def _end_offset(consumer: KafkaConsumer, tp: TopicPartition, first: int, deadline: float) -> int:
-    """The partition's end from a fetch's high watermark: Tansu answers ListOffsets(latest) with a wrong
-    offset (1), so ``end_offsets`` is only where the fetch starts (right on Kafka: one record read)."""
-    guess = consumer.end_offsets([tp])[tp]
-    consumer.seek(tp, max(first, guess - 1))
-    while consumer.highwater(tp) is None and time.monotonic() < deadline:
-        consumer.poll(timeout_ms=200, max_records=1)
-    return max(guess, consumer.highwater(tp) or 0)
 
 
 def _read_range(

@@ -8,7 +8,7 @@ is down, saying so instead of failing.
 Lag is read without ever joining a group or committing: an ops read must not
 trigger a rebalance of the workers. Committed offsets come from the admin API
 (OffsetFetch); end offsets from a group-less consumer (see
-:func:`_high_watermarks` for why not only ListOffsets).
+:func:`cctv.bus.fetched_end_offsets` for why not only ListOffsets).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from api.schemas_ops import (
     SampleOut,
     WorkerOut,
 )
+from cctv.bus import fetched_end_offsets
 from cctv.config import KafkaSettings, Settings
 from cctv.contracts import CameraState
 
@@ -158,38 +159,6 @@ def _committed(admin: KafkaAdminClient, group: str) -> dict[TopicPartition, int]
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset is not None and meta.offset >= 0}
 
 
-def _high_watermarks(
-    consumer: KafkaConsumer, start: dict[TopicPartition, int]
-) -> tuple[dict[TopicPartition, int], list[int]]:
-    """End offset of each partition: the larger of ListOffsets and a Fetch response's high watermark.
-
-    Tansu (the local broker) answers ListOffsets(latest) from a cached watermark
-    that can stay far behind what it has stored, while every Fetch response
-    carries the true high watermark. So each partition is fetched once from
-    max(listed end, ``start``): on Kafka that offset is the end and the fetch
-    returns no records; on Tansu it returns at most one batch (discarded).
-    Also returns the partitions whose fetch did not answer in time (their end
-    is then ListOffsets' alone).
-    """
-    listed = consumer.end_offsets(list(start), timeout_ms=BROKER_TIMEOUT_MS)
-    # assign() keeps a partition's state (watermark, paused) when it stays assigned, so a topic read
-    # for two groups in a row is fetched once.
-    consumer.assign(list(start))
-    for tp, offset in start.items():
-        consumer.seek(tp, max(offset, listed.get(tp) or 0))
-    ends: dict[TopicPartition, int] = {}
-    deadline = time.monotonic() + HIGHWATER_BUDGET_S
-    while len(ends) < len(start) and time.monotonic() < deadline:
-        consumer.poll(timeout_ms=100)  # records are discarded: only the watermark matters
-        for tp in start:
-            high = consumer.highwater(tp)
-            if tp not in ends and high is not None:
-                ends[tp] = high
-                consumer.pause(tp)
-    unconfirmed = sorted(tp.partition for tp in start if tp not in ends)
-    return {tp: max(listed.get(tp) or 0, ends.get(tp, 0)) for tp in start}, unconfirmed
-
-
 def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition] | None:
     found = consumer.partitions_for_topic(topic)
     return None if found is None else [TopicPartition(topic, p) for p in sorted(found)]
@@ -206,7 +175,7 @@ def _group_lags(
             continue
         begin = consumer.beginning_offsets(partitions, timeout_ms=BROKER_TIMEOUT_MS)
         start = {tp: committed.get(tp, begin.get(tp) or 0) for tp in partitions}
-        ends, unconfirmed = _high_watermarks(consumer, start)
+        ends, unconfirmed = fetched_end_offsets(consumer, start, HIGHWATER_BUDGET_S, BROKER_TIMEOUT_MS)
         detail = f"partitions {unconfirmed}: end offset as listed, may be behind" if unconfirmed else None
         rows = [
             PartitionLagOut(

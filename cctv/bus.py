@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
@@ -183,6 +184,40 @@ class DeadLetterSink:
         # Wait for the broker: the caller commits the offset right after, and the
         # record must not vanish between the two.
         send(self.producer, self.topic, letter.key or "", letter).get(timeout=30)
+
+
+def fetched_end_offsets(
+    consumer: KafkaConsumer, start: dict[TopicPartition, int], budget_s: float, timeout_ms: int
+) -> tuple[dict[TopicPartition, int], list[int]]:
+    """End offset of each partition: the larger of ListOffsets and a Fetch response's high watermark.
+
+    Tansu (the local broker) answers ListOffsets(latest) from a cached watermark
+    that can stay far behind what it has stored, while every Fetch response
+    carries the true high watermark. So each partition is fetched once from
+    max(listed end, ``start``): on Kafka that offset is the end and the fetch
+    returns no records; on Tansu it returns at most one batch (discarded).
+    ``consumer`` (group-less) is left assigned to the partitions, unpaused, at
+    those offsets. Also returns the partitions whose fetch did not answer within
+    ``budget_s`` (their end is then ListOffsets' alone).
+    """
+    listed = consumer.end_offsets(list(start), timeout_ms=timeout_ms)
+    # assign() keeps a partition's state (watermark) when it stays assigned, so a partition read twice
+    # in a row is fetched once.
+    consumer.assign(list(start))
+    for tp, offset in start.items():
+        consumer.seek(tp, max(offset, listed.get(tp) or 0))
+    ends: dict[TopicPartition, int] = {}
+    deadline = time.monotonic() + budget_s
+    while len(ends) < len(start) and time.monotonic() < deadline:
+        consumer.poll(timeout_ms=100)  # records are discarded: only the watermark matters
+        for tp in start:
+            high = consumer.highwater(tp)
+            if tp not in ends and high is not None:
+                ends[tp] = high
+                consumer.pause(tp)
+    consumer.resume(*start)
+    unconfirmed = sorted(tp.partition for tp in start if tp not in ends)
+    return {tp: max(listed.get(tp) or 0, ends.get(tp, 0)) for tp in start}, unconfirmed
 
 
 def poll_records(consumer: KafkaConsumer, timeout_s: float) -> Iterator[ConsumerRecord]:
