@@ -255,25 +255,29 @@ class WindowReader:
         self.consumer.seek(tp, span.start_offset)
         caught_up_at: float | None = None
         last_offset: int | None = None
+        newest = -1  # the highest offset read: what counts as progress
         complete, reason = False, ""
         while not complete:
             if stop is not None and stop.is_set():
                 raise WindowReadInterrupted(f"stopped while reading the window of {incident.incident_id}")
             records = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS).get(tp, [])
+            progressed = False
             for record in records:
                 # Tansu may answer a fetch with a whole batch that starts before the offset asked for.
                 if record.offset < span.start_offset:
                     continue
+                progressed = progressed or record.offset > newest
+                newest = max(newest, record.offset)
                 last_offset = record.offset
                 if record.key == camera_key and collector.add(record):
                     complete, reason = True, f"post-roll reached at offset {record.offset}"
                     break
             if complete:
                 continue
-            if records:
-                # Still arriving: read_timeout_s counts from the last time there was nothing to read, so a
-                # camera whose frames trickle in (or a broker whose end offset lags, as Tansu's does) is
-                # read to its post-roll instead of being cut short.
+            if progressed:
+                # Still arriving: read_timeout_s counts from the last new record, so a camera whose frames
+                # trickle in (or a broker whose end offset lags, as Tansu's does) is read to its post-roll
+                # instead of being cut short. Records handed back again are not progress.
                 caught_up_at = None
                 continue
             if self.consumer.position(tp) >= self.consumer.end_offsets([tp])[tp]:
